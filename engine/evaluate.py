@@ -1,0 +1,1013 @@
+"""The heart of Perkflow: `evaluate(program, member_state, event) -> Decision`.
+
+Pure: no clock, no I/O. The same inputs give an equal decision. The steps of an event, in order
+(docs/semantics.md states them for operators):
+
+1. checks that may refuse the event (a late event, a refund of an unknown purchase, a coupon that
+   cannot be used, a reward the member cannot afford); a refused event changes nothing;
+2. counters move with the event (rules see counters that include it);
+3. built-in effects: a refund takes back what its purchase earned, in proportion to the amount
+   refunded; coupons on a purchase are redeemed; a reward redemption spends its cost;
+4. rules for the event type, from the highest priority down, each fired or skipped with a reason;
+   expressions read the member as the event found it (after step 2), so rule order never changes
+   what a condition sees;
+5. the tier is re-evaluated; an upgrade applies from the next event, so a purchase earns at the
+   tier the member held before it.
+
+Time-driven effects (expiry, tier reviews) are events of their own, produced by `due_events`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from types import MappingProxyType
+from typing import Any
+
+from perkflow.rules.expr import EvalError
+
+from .calendar import (
+    EPOCH_ORDINAL,
+    add_duration,
+    add_duration_to_day,
+    local_midnight,
+    period_end_exclusive,
+    period_key,
+)
+from .events import Event
+from .program import CompiledAction, CompiledCounter, CompiledRule, Program
+from .state import Coupon, CounterState, Earning, Lot, MemberState
+
+_FAR = datetime.max.replace(tzinfo=UTC)
+_ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """One thing that happened. Balance effects carry the signed change of the balance, so a
+    balance always equals the sum of the `amount`s of its effects."""
+
+    kind: str  # earn, spend, expire, clawback, coupon_issued, coupon_redeemed, reward_granted, tier_changed, tagged, untagged, notify
+    rule: str | None = None
+    balance: str | None = None
+    part: str | None = None
+    amount: int = 0
+    lots: tuple[tuple[str, int], ...] = ()  # (lot id, units added or taken)
+    debt: int = 0  # debt created (spend, clawback) or repaid (earn)
+    expires_at: datetime | None = None
+    available_at: datetime | None = None
+    coupon: str | None = None
+    policy: str | None = None
+    discount: int = 0
+    valid_until: datetime | None = None
+    reward: str | None = None
+    tier: str | None = None
+    previous_tier: str | None = None
+    reason: str | None = None
+    tag: str | None = None
+    template: str | None = None
+    channel: str | None = None
+    variables: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    of_event: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            value = getattr(self, name)
+            if value is None or value == () or value == _EMPTY or (value == 0 and name in ("debt", "discount")):
+                continue
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif name == "lots":
+                value = [list(x) for x in value]
+            elif name == "variables":
+                value = dict(value)
+            out[name] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTrace:
+    rule: str
+    outcome: str  # fired or skipped
+    reason: str = ""  # why it was skipped: when_false, cap_reached, budget_exhausted, ...
+    read: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)  # the values its condition read
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"rule": self.rule, "outcome": self.outcome}
+        if self.reason:
+            out["reason"] = self.reason
+        if self.read:
+            out["read"] = {k: _jsonable(v) for k, v in self.read.items()}
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    code: str
+    message: str
+    pointer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    event_id: str
+    event_type: str
+    member_id: str
+    version: str
+    effects: tuple[Effect, ...]
+    trace: tuple[RuleTrace, ...]
+    state: MemberState  # the member after the event (unchanged when rejected)
+    budget_uses: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # budget key -> units used: coupon:<id>, reward:<id>, campaign:<id>
+    rejection: Rejection | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "member_id": self.member_id,
+            "version": self.version,
+            "effects": [e.to_dict() for e in self.effects],
+            "trace": [t.to_dict() for t in self.trace],
+        }
+        if self.budget_uses:
+            out["budget_uses"] = dict(self.budget_uses)
+        if self.rejection is not None:
+            out["rejection"] = {"code": self.rejection.code, "message": self.rejection.message, "pointer": self.rejection.pointer}
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _round(value: Any, rounding: str) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal):
+        return int(value.to_integral_value(rounding=_ROUNDING[rounding]))
+    raise EvalError(f"an amount must be a number, got {value!r}")
+
+
+def lot_order(program: Program, balance: str) -> Callable[[Lot], tuple[Any, ...]]:
+    if program.balances[balance].consumption == "oldest_first":
+        return lambda lot: (lot.earned_at, lot.id)
+    return lambda lot: (lot.expires_at is None, lot.expires_at or _FAR, lot.earned_at, lot.id)
+
+
+class _Skip(Exception):
+    """A rule cannot fire; carries the reason for the trace."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason, self.detail = reason, detail
+
+
+class _Refuse(Exception):
+    def __init__(self, code: str, message: str, pointer: str = "") -> None:
+        self.rejection = Rejection(code, message, pointer)
+
+
+@dataclass
+class _Work:
+    """The member while one event is evaluated: copied on first write, frozen again at the end."""
+
+    program: Program
+    state: MemberState
+    event: Event
+    budgets: Mapping[str, int]
+    tracing: bool
+    at: datetime = field(init=False)
+    day: date = field(init=False)
+    lots: dict[str, tuple[Lot, ...] | list[Lot]] = field(init=False)
+    owned: set[str] = field(default_factory=set)
+    debts: dict[str, int] | None = None
+    coupons: list[Coupon] | None = None
+    caps: dict[str, tuple[str, int]] | None = None
+    tags: set[str] | None = None
+    rewards: dict[str, int] | None = None
+    earnings: dict[str, Earning] | None = None
+    tier: str | None = None
+    tier_since: datetime | None = None
+    tier_review_at: datetime | None = None
+    grace_until: datetime | None = None
+    counters: Mapping[str, CounterState] = field(init=False)
+    effects: list[Effect] = field(default_factory=list)
+    trace: list[RuleTrace] = field(default_factory=list)
+    budget_uses: dict[str, int] = field(default_factory=dict)
+    earned: list[tuple[str, str | None, int]] = field(default_factory=list)
+    new_lots: list[str] = field(default_factory=list)
+    seq: int = 0
+
+    def __post_init__(self) -> None:
+        self.at = self.event.occurred_at
+        self.day = self.at.astimezone(self.program.tz).date()
+        self.lots = dict(self.state.lots)
+        self.counters = self.state.counters
+        s = self.state
+        self.tier, self.tier_since, self.tier_review_at, self.grace_until = s.tier, s.tier_since, s.tier_review_at, s.grace_until
+
+    # --- lots --------------------------------------------------------------------------------
+
+    def _own(self, balance: str) -> list[Lot]:
+        if balance not in self.owned:
+            self.lots[balance] = list(self.lots.get(balance, ()))
+            self.owned.add(balance)
+        lots = self.lots[balance]
+        assert isinstance(lots, list)
+        return lots
+
+    def _debts(self) -> dict[str, int]:
+        if self.debts is None:
+            self.debts = dict(self.state.debts)
+        return self.debts
+
+    def available(self, balance: str) -> int:
+        at = self.at
+        total = 0
+        for lot in self.lots.get(balance, ()):
+            if lot.available_at is None or lot.available_at <= at:
+                total += lot.amount
+        debts = self.debts if self.debts is not None else self.state.debts
+        return total - debts.get(balance, 0)
+
+    def next_id(self, prefix: str = "") -> str:
+        self.seq += 1
+        return f"{self.event.id}#{prefix}{self.seq}"
+
+    def earn(self, balance: str, part: str | None, amount: int, rule: str | None) -> None:
+        if amount <= 0:
+            return
+        program = self.program
+        config = program.balances[balance]
+        debts = self._debts() if (self.debts or self.state.debts).get(balance) else None
+        repaid = min(debts.get(balance, 0), amount) if debts is not None else 0
+        if repaid and debts is not None:
+            debts[balance] -= repaid
+        units = amount - repaid
+        expires_at = self._expiry(config.expiry.kind, balance)
+        available_at = add_duration(self.at, config.pending.duration, program.tz) if config.pending else None
+        lots_changed: tuple[tuple[str, int], ...] = ()
+        if units > 0:
+            lot = Lot(self.next_id(), balance, units, self.at, expires_at, part, available_at, self.event.id, rule)
+            bisect.insort(self._own(balance), lot, key=lot_order(program, balance))
+            lots_changed = ((lot.id, units),)
+            self.new_lots.append(lot.id)
+        self.earned.append((balance, part, amount))
+        self.effects.append(
+            Effect("earn", rule, balance, part, amount, lots_changed, repaid, expires_at, available_at)
+        )
+
+    def _expiry(self, kind: str, balance: str) -> datetime | None:
+        if kind == "never":
+            return None
+        expiry = self.program.balances[balance].expiry
+        if kind == "rolling":
+            assert expiry.after is not None
+            last_day = add_duration_to_day(self.day, expiry.after)
+            return local_midnight(last_day + timedelta(days=1), self.program.tz)
+        assert expiry.period is not None
+        return local_midnight(period_end_exclusive(self.day, expiry.period, expiry.periods_after), self.program.tz)
+
+    def take(self, balance: str, amount: int, part: str | None, *, pending_too: bool = False, first: frozenset[str] = frozenset()) -> tuple[list[tuple[str, int]], int]:
+        """Take up to `amount` from the lots (the `first` ones before the rest); returns what was
+        taken per lot and what could not be found."""
+        lots = self._own(balance)
+        need = amount
+        taken: list[tuple[str, int]] = []
+        at = self.at
+        order = [lot for lot in lots if lot.id in first] + [lot for lot in lots if lot.id not in first] if first else lots
+        left: dict[str, Lot] = {}
+        for lot in order:
+            if need <= 0:
+                break
+            if part is not None and lot.part != part:
+                continue
+            if not pending_too and lot.available_at is not None and lot.available_at > at:
+                continue
+            n = min(need, lot.amount)
+            need -= n
+            taken.append((lot.id, n))
+            left[lot.id] = Lot(lot.id, lot.balance, lot.amount - n, lot.earned_at, lot.expires_at, lot.part, lot.available_at, lot.source, lot.rule)
+        if left:
+            lots[:] = [left.get(lot.id, lot) for lot in lots if left.get(lot.id, lot).amount > 0]
+        return taken, need
+
+    def spend_plan(self, balance: str, amount: int) -> list[tuple[str | None, int]]:
+        """How a spend is split between the parts of a balance (principal / bonus)."""
+        config = self.program.balances[balance]
+        if config.parts is None or config.spending is None:
+            return [(None, amount)]
+        holdings = {p: sum(lot.amount for lot in self.lots.get(balance, ()) if lot.part == p and (lot.available_at is None or lot.available_at <= self.at)) for p in config.parts}
+        if config.spending.order is not None:
+            plan = []
+            need = amount
+            for p in config.spending.order:
+                n = min(need, holdings[p])
+                if n:
+                    plan.append((p, n))
+                need -= n
+            return plan + ([(config.spending.order[-1], need)] if need > 0 else [])
+        ratio = config.spending.ratio or {}
+        total = sum(ratio.values())
+        shares = {p: amount * ratio[p] // total for p in config.parts[1:]}
+        shares[config.parts[0]] = amount - sum(shares.values())
+        # A part that cannot cover its share leaves the rest to the others, in declared order.
+        short = 0
+        for p in config.parts:
+            if shares[p] > holdings[p]:
+                short += shares[p] - holdings[p]
+                shares[p] = holdings[p]
+        for p in config.parts:
+            extra = min(short, holdings[p] - shares[p])
+            shares[p] += extra
+            short -= extra
+        if short:
+            shares[config.parts[-1]] += short
+        return [(p, shares[p]) for p in config.parts if shares[p]]
+
+    def spend(self, balance: str, amount: int, rule: str | None, *, reward: str | None = None) -> None:
+        """Spend from a balance the caller has checked is sufficient (or may go negative)."""
+        config = self.program.balances[balance]
+        for part, share in self.spend_plan(balance, amount):
+            taken, short = self.take(balance, share, part)
+            if short and config.allow_negative:
+                debts = self._debts()
+                debts[balance] = debts.get(balance, 0) + short
+            elif short:
+                raise AssertionError("spend beyond the balance; callers check first")
+            self.effects.append(
+                Effect("spend", rule, balance, part, -share, tuple((i, -n) for i, n in taken), short, reward=reward)
+            )
+
+    # --- coupons, caps, tags ----------------------------------------------------------------
+
+    def _coupons(self) -> list[Coupon]:
+        if self.coupons is None:
+            self.coupons = list(self.state.coupons)
+        return self.coupons
+
+    def remaining(self, key: str, limit: int) -> int:
+        return limit - self.budgets.get(key, 0) - self.budget_uses.get(key, 0)
+
+    def use_budget(self, key: str, units: int) -> None:
+        self.budget_uses[key] = self.budget_uses.get(key, 0) + units
+
+    def issue_coupon(self, policy_id: str, count: int, rule: str | None) -> None:
+        policy = self.program.scheme.coupons[policy_id]
+        tz = self.program.tz
+        validity = policy.validity
+        if validity.days is not None:
+            valid_from = self.at
+            valid_until = local_midnight(self.day + timedelta(days=validity.days), tz)
+        else:
+            assert validity.start is not None and validity.end is not None
+            valid_from = local_midnight(validity.start, tz)
+            valid_until = local_midnight(validity.end + timedelta(days=1), tz)
+        for _ in range(count):
+            coupon = Coupon(self.next_id("c"), policy_id, self.at, valid_from, valid_until, self.event.id, rule)
+            self._coupons().append(coupon)
+            self.effects.append(Effect("coupon_issued", rule, coupon=coupon.id, policy=policy_id, valid_until=valid_until))
+        if policy.budget is not None:
+            self.use_budget(f"coupon:{policy_id}", count)
+
+    def held(self, policy_id: str) -> int:
+        coupons = self.coupons if self.coupons is not None else self.state.coupons
+        return sum(1 for c in coupons if c.policy == policy_id and not c.voided)
+
+    def cap_key(self, rule: str, per: str) -> tuple[str, str]:
+        return f"{rule}|{per}", period_key(self.day, per)
+
+    def set_tag(self, tag: str, on: bool, rule: str | None) -> None:
+        if self.tags is None:
+            self.tags = set(self.state.tags)
+        if on and tag not in self.tags:
+            self.tags.add(tag)
+            self.effects.append(Effect("tagged", rule, tag=tag))
+        elif not on and tag in self.tags:
+            self.tags.discard(tag)
+            self.effects.append(Effect("untagged", rule, tag=tag))
+
+    def change_tier(self, tier: str, reason: str, rule: str | None) -> None:
+        if tier == self.tier:
+            return
+        previous = self.tier
+        self.tier, self.tier_since, self.grace_until = tier, self.at, None
+        downgrade = self.program.scheme.tiers.downgrade if self.program.scheme.tiers else None
+        self.tier_review_at = add_duration(self.at, downgrade.every, self.program.tz) if downgrade and downgrade.kind == "review" and downgrade.every else None
+        if self.program.rank.get(tier, 0) == 0:
+            self.tier_review_at = None
+        self.effects.append(Effect("tier_changed", rule, tier=tier, previous_tier=previous, reason=reason))
+
+    def freeze(self) -> MemberState:
+        s = self.state
+        lots = {b: tuple(v) for b, v in self.lots.items() if v} if self.owned else s.lots
+        return MemberState(
+            member_id=s.member_id,
+            joined_at=s.joined_at,
+            tier=self.tier,
+            tier_since=self.tier_since,
+            tier_review_at=self.tier_review_at,
+            grace_until=self.grace_until,
+            tags=frozenset(self.tags) if self.tags is not None else s.tags,
+            home_store=s.home_store,
+            birthday=s.birthday,
+            lots=lots,
+            debts={k: v for k, v in self.debts.items() if v} if self.debts is not None else s.debts,
+            counters=self.counters,
+            coupons=tuple(self.coupons) if self.coupons is not None else s.coupons,
+            caps=self.caps if self.caps is not None else s.caps,
+            earnings=self.earnings if self.earnings is not None else s.earnings,
+            rewards=self.rewards if self.rewards is not None else s.rewards,
+            last_event_at=max(s.last_event_at, self.at) if s.last_event_at else self.at,
+        )
+
+
+# --- counters ------------------------------------------------------------------------------------
+
+
+def _counter_value(state: CounterState, counter: CompiledCounter, today: int) -> int:
+    kind = counter.counter.kind
+    if kind == "streak":
+        return state.streak if state.last_day >= today - 1 else 0
+    if not counter.window:
+        return state.total
+    first = today - counter.window + 1
+    if state.days and state.days[0][0] < first:
+        return sum(v for d, v in state.days if d >= first)
+    return state.total
+
+
+def _move_counter(state: CounterState, counter: CompiledCounter, value: int, today: int) -> CounterState:
+    kind = counter.counter.kind
+    if kind == "streak":
+        if state.last_day == today:
+            return state
+        streak = state.streak + 1 if state.last_day == today - 1 else 1
+        return CounterState(last_day=today, streak=streak)
+    if not counter.window:
+        return CounterState(total=state.total + value)
+    first = today - counter.window + 1
+    days = [(d, v) for d, v in state.days if d >= first]
+    if days and days[-1][0] == today:
+        days[-1] = (today, days[-1][1] + value)
+    else:
+        days.append((today, value))
+    return CounterState(total=sum(v for _, v in days), days=tuple(days))
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+def _event_names(event: Event) -> dict[str, Any]:
+    names = dict(event.attributes)
+    names["type"] = event.type
+    names["store"] = event.store
+    names["channel"] = event.channel
+    names["occurred_at"] = int(event.occurred_at.timestamp())
+    return names
+
+
+def _member_names(program: Program, work: _Work, with_balances: bool) -> dict[str, Any]:
+    s = work.state
+    names: dict[str, Any] = {
+        "tier": work.tier or "",
+        "tier_rank": program.rank.get(work.tier or "", 0),
+        "tags": work.tags if work.tags is not None else s.tags,
+        "joined_at": int(s.joined_at.timestamp()),
+        "home_store": s.home_store,
+        "birthday_month": s.birthday[0] if s.birthday else 0,
+        "birthday_day": s.birthday[1] if s.birthday else 0,
+    }
+    if with_balances:
+        for balance in program.balances:
+            names[balance] = work.available(balance)
+    return names
+
+
+def _read(data: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for name in names:
+        space, _, attr = name.partition(".")
+        value = data.get(space)
+        out[name] = value.get(attr) if attr and isinstance(value, dict) else value
+    return out
+
+
+def evaluate(
+    program: Program,
+    state: MemberState,
+    event: Event,
+    budgets: Mapping[str, int] | None = None,
+    *,
+    trace: bool = True,
+) -> Decision:
+    """Evaluate one event for one member. `budgets` holds the units already used of each budget
+    (coupon:<policy>, reward:<id>, campaign:<id>); missing keys count as unused."""
+    work = _Work(program, state, event, budgets or _EMPTY, trace)
+    try:
+        _check_time(program, state, event)
+        if event.type == "expiry":
+            _expire(work)
+        elif event.type == "tier_review":
+            _review_tier(work)
+        else:
+            _evaluate_event(program, work, event)
+    except _Refuse as refused:
+        return Decision(event.id, event.type, state.member_id, program.version, (), (), state, _EMPTY, refused.rejection)
+    _finish_notifications(program, work)
+    return Decision(
+        event.id,
+        event.type,
+        state.member_id,
+        program.version,
+        tuple(work.effects),
+        tuple(work.trace),
+        work.freeze(),
+        work.budget_uses,
+    )
+
+
+def _check_time(program: Program, state: MemberState, event: Event) -> None:
+    if state.last_event_at is None or event.type in ("expiry", "tier_review"):
+        return
+    limit = program.late_event_limit
+    if event.occurred_at < state.last_event_at - limit:
+        raise _Refuse(
+            "late_event",
+            f"the event is more than {program.scheme.late_event_limit} earlier than the member's latest event "
+            f"({state.last_event_at.isoformat()})",
+            "/occurred_at",
+        )
+
+
+def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
+    data: dict[str, Any] = {"event": _event_names(event), "now": int(event.occurred_at.timestamp())}
+    data["member"] = _member_names(program, work, program.reads_balances.get(event.type, True))
+    data["tier"] = program.tier_names.get(work.tier or "", {"id": "", "rank": 0})
+    data["campaign"] = _EMPTY
+
+    # 1. refusals before anything moves
+    if event.type == "refund":
+        _refund(program, work, event)
+    elif event.type == "reward_redemption":
+        _check_reward(program, work, event)
+
+    # 2. counters include the event
+    today = work.day.toordinal() - EPOCH_ORDINAL
+    moving = program.counters.get(event.type, ())
+    if moving:
+        counters = dict(work.counters)
+        for counter in moving:
+            try:
+                if counter.when is not None and not counter.when(data):
+                    continue
+                value = _round(counter.of(data), "floor") if counter.of is not None else 1
+            except EvalError as exc:
+                work.trace.append(RuleTrace(f"counter:{counter.name}", "skipped", "expression_error", detail=str(exc)))
+                continue
+            counters[counter.name] = _move_counter(counters.get(counter.name, CounterState()), counter, value, today)
+        work.counters = counters
+    all_counters = program.scheme.counters
+    if all_counters:
+        compiled = {c.name: c for cs in program.counters.values() for c in cs}
+        data["counters"] = {
+            name: _counter_value(work.counters.get(name, CounterState()), compiled[name], today) if name in compiled else 0
+            for name in all_counters
+        }
+    else:
+        data["counters"] = _EMPTY
+
+    # 3. built-in effects
+    if event.type == "purchase" and event.attributes.get("coupons"):
+        _redeem_coupons(program, work, event)
+    if event.type == "reward_redemption":
+        _redeem_reward(program, work, event)
+
+    # 4. rules
+    _run_rules(program, work, event, data)
+
+    # 5. tier
+    _reevaluate_tier(program, work, data)
+
+    if event.type in ("purchase", "topup") and (work.earned or event.attributes.get("amount")):
+        earnings = dict(work.state.earnings)
+        earnings[event.id] = Earning(event.id, event.type, event.attributes.get("amount", 0), 0, tuple(work.earned), tuple(work.new_lots))
+        work.earnings = earnings
+
+
+def _run_rules(program: Program, work: _Work, event: Event, data: dict[str, Any]) -> None:
+    stopped_by: str | None = None
+    tracing = work.tracing
+    for rule in program.candidates(event.type, event.store):
+        if stopped_by is not None:
+            if tracing:
+                work.trace.append(RuleTrace(rule.id, "skipped", "after_exclusive", detail=f"exclusive rule '{stopped_by}' fired"))
+            continue
+        read: Mapping[str, Any] = _EMPTY
+        try:
+            if rule.channels is not None and event.channel not in rule.channels:
+                raise _Skip("out_of_scope", f"channel '{event.channel}' is not in the rule's scope")
+            campaign = rule.campaign
+            if campaign is not None:
+                _check_campaign(work, campaign, data)
+            else:
+                data["campaign"] = _EMPTY
+            cap_updates = _check_caps(work, rule)
+            when = rule.when
+            if when is not None:
+                if tracing:
+                    read = _read(data, when.names)
+                try:
+                    passed = when(data)
+                except EvalError as exc:
+                    raise _Skip("expression_error", str(exc)) from None
+                if not passed:
+                    raise _Skip("when_false")
+            _run_actions(program, work, rule.actions, rule.id, data, campaign_budget=(campaign.id, campaign.budget_balance, campaign.budget_limit) if campaign and campaign.budget_balance else None)
+        except _Skip as skip:
+            if tracing:
+                work.trace.append(RuleTrace(rule.id, "skipped", skip.reason, read, skip.detail))
+            continue
+        if cap_updates:
+            if work.caps is None:
+                work.caps = dict(work.state.caps)
+            work.caps.update(cap_updates)
+        if tracing:
+            work.trace.append(RuleTrace(rule.id, "fired", "", read))
+        if rule.rule.exclusive:
+            stopped_by = rule.id
+
+
+def _check_campaign(work: _Work, campaign: Any, data: dict[str, Any]) -> None:
+    if not campaign.start <= work.at < campaign.end:
+        raise _Skip("outside_window", f"campaign '{campaign.id}' runs {campaign.start.isoformat()} to {campaign.end.isoformat()}")
+    data["campaign"] = campaign.names
+    if campaign.audience_tags is not None:
+        tags = work.tags if work.tags is not None else work.state.tags
+        if not campaign.audience_tags & tags:
+            raise _Skip("not_in_audience", f"the member has none of the tags {sorted(campaign.audience_tags)}")
+    if campaign.audience_when is not None:
+        try:
+            if not campaign.audience_when(data):
+                raise _Skip("not_in_audience", f"audience condition is false: {campaign.audience_when.source}")
+        except EvalError as exc:
+            raise _Skip("expression_error", str(exc)) from None
+    if campaign.holdout_cut or campaign.rollout_cut < 2**64:
+        u = int(hashlib.sha256(f"{campaign.id}:{work.state.member_id}".encode()).hexdigest()[:16], 16)
+        if u < campaign.holdout_cut:
+            raise _Skip("in_holdout", f"the member is in campaign '{campaign.id}''s holdout group")
+        if u >= campaign.rollout_cut:
+            raise _Skip("not_in_rollout", f"the member is outside campaign '{campaign.id}''s rollout")
+
+
+def _check_caps(work: _Work, rule: CompiledRule) -> dict[str, tuple[str, int]]:
+    updates: dict[str, tuple[str, int]] = {}
+    caps = work.caps if work.caps is not None else work.state.caps
+    for limit, per in rule.caps:
+        key, period = work.cap_key(rule.id, per)
+        seen_period, uses = caps.get(key, ("", 0))
+        uses = uses if seen_period == period else 0
+        if uses >= limit:
+            raise _Skip("cap_reached", f"fired {uses} of {limit} times" + ("" if per == "lifetime" else f" this {per}"))
+        updates[key] = (period, uses + 1)
+    return updates
+
+
+def _run_actions(
+    program: Program,
+    work: _Work,
+    actions: tuple[CompiledAction, ...],
+    rule: str | None,
+    data: Mapping[str, Any],
+    *,
+    campaign_budget: tuple[str, str, int] | None = None,
+) -> None:
+    """Check every action of a rule first, then apply them all: a rule fires whole or not at all."""
+    amounts: list[int] = []
+    for action in actions:
+        if action.amount is None:
+            amounts.append(0)
+            continue
+        try:
+            amount = _round(action.amount(data), action.rounding)
+        except EvalError as exc:
+            raise _Skip("expression_error", f"{action.kind} amount: {exc}") from None
+        if amount < 0:
+            raise _Skip("expression_error", f"{action.kind} amount is negative ({amount})")
+        amounts.append(amount)
+    scheme = program.scheme
+    spending: dict[str, int] = {}
+    coupons_wanted: dict[str, int] = {}
+    for action, amount in zip(actions, amounts, strict=True):
+        if action.kind == "award" and campaign_budget is not None and action.balance == campaign_budget[1]:
+            key = f"campaign:{campaign_budget[0]}"
+            if amount > work.remaining(key, campaign_budget[2]):
+                raise _Skip("budget_exhausted", f"campaign budget has {max(work.remaining(key, campaign_budget[2]), 0)} left, the rule needs {amount}")
+        elif action.kind == "deduct":
+            assert action.balance is not None
+            spending[action.balance] = spending.get(action.balance, 0) + amount
+            config = program.balances[action.balance]
+            if not config.allow_negative and spending[action.balance] > work.available(action.balance):
+                raise _Skip("insufficient_balance", f"{action.balance} is {work.available(action.balance)}, the rule deducts {spending[action.balance]}")
+        elif action.kind == "issue_coupon":
+            assert action.target is not None
+            policy = scheme.coupons[action.target]
+            coupons_wanted[action.target] = coupons_wanted.get(action.target, 0) + action.count
+            wanted = coupons_wanted[action.target]
+            if policy.budget is not None and wanted > work.remaining(f"coupon:{action.target}", policy.budget):
+                raise _Skip("budget_exhausted", f"coupon '{action.target}' budget of {policy.budget} is used up")
+            if policy.per_member is not None and work.held(action.target) + wanted > policy.per_member:
+                raise _Skip("member_cap_reached", f"the member already has {work.held(action.target)} of at most {policy.per_member} '{action.target}' coupons")
+        elif action.kind == "grant_reward":
+            assert action.target is not None
+            reward = scheme.rewards[action.target]
+            if reward.stock is not None and work.remaining(f"reward:{action.target}", reward.stock) < 1:
+                raise _Skip("out_of_stock", f"reward '{action.target}' is out of stock")
+    for action, amount in zip(actions, amounts, strict=True):
+        kind = action.kind
+        if kind == "award":
+            assert action.balance is not None
+            work.earn(action.balance, action.part, amount, rule)
+            if campaign_budget is not None and action.balance == campaign_budget[1]:
+                work.use_budget(f"campaign:{campaign_budget[0]}", amount)
+        elif kind == "deduct":
+            assert action.balance is not None
+            if amount:
+                work.spend(action.balance, amount, rule)
+        elif kind == "issue_coupon":
+            assert action.target is not None
+            work.issue_coupon(action.target, action.count, rule)
+        elif kind == "grant_reward":
+            assert action.target is not None
+            _grant_reward(program, work, action.target, rule, data)
+        elif kind == "set_tier":
+            assert action.target is not None
+            work.change_tier(action.target, "set", rule)
+        elif kind in ("tag", "untag"):
+            assert action.target is not None
+            work.set_tag(action.target, kind == "tag", rule)
+        elif kind == "notify":
+            work.effects.append(Effect("notify", rule, template=action.target, channel=action.channel))
+
+
+def _grant_reward(program: Program, work: _Work, reward_id: str, rule: str | None, data: Mapping[str, Any]) -> None:
+    reward = program.scheme.rewards[reward_id]
+    if reward.stock is not None:
+        work.use_budget(f"reward:{reward_id}", 1)
+    if work.rewards is None:
+        work.rewards = dict(work.state.rewards)
+    work.rewards[reward_id] = work.rewards.get(reward_id, 0) + 1
+    work.effects.append(Effect("reward_granted", rule, reward=reward_id))
+    _run_actions(program, work, program.reward_grants[reward_id], f"reward:{reward_id}", data)
+
+
+# --- built-in effects -----------------------------------------------------------------------------
+
+
+def _refund(program: Program, work: _Work, event: Event) -> None:
+    original_id = event.attributes["original_event_id"]
+    original = work.state.earnings.get(original_id)
+    if original is None:
+        raise _Refuse("unknown_original_event", f"no purchase or top-up '{original_id}' of this member to refund", "/attributes/original_event_id")
+    amount = event.attributes["amount"]
+    left = original.amount - original.refunded
+    if amount > left:
+        raise _Refuse("refund_too_large", f"only {left} of '{original_id}' is left to refund, not {amount}", "/attributes/amount")
+    refunded = original.refunded + amount
+    first = frozenset(original.lots)
+    for balance, part, units in original.earned:
+        if original.amount == 0:
+            continue
+        # Cumulative floor: partial refunds never take back more than the whole purchase earned,
+        # and a full refund takes back exactly what it earned.
+        claw = units * refunded // original.amount - units * original.refunded // original.amount
+        if claw <= 0:
+            continue
+        taken, short = work.take(balance, claw, part, pending_too=True, first=first)
+        debt = 0
+        if short and program.balances[balance].allow_negative:
+            # Only spent units become a debt; a pending lot is taken above, so it never does.
+            debts = work._debts()
+            debts[balance] = debts.get(balance, 0) + short
+            debt = short
+        amount_taken = sum(n for _, n in taken) + debt
+        if amount_taken:
+            work.effects.append(
+                Effect("clawback", None, balance, part, -amount_taken, tuple((i, -n) for i, n in taken), debt, of_event=original_id)
+            )
+    earnings = dict(work.state.earnings)
+    earnings[original_id] = Earning(original.event_id, original.event_type, original.amount, refunded, original.earned, original.lots)
+    work.earnings = earnings
+
+
+def _redeem_coupons(program: Program, work: _Work, event: Event) -> None:
+    ids = list(event.attributes["coupons"])
+    coupons = {c.id: c for c in work._coupons()}
+    order_amount = event.attributes.get("order_amount") or event.attributes["amount"]
+    chosen = []
+    for i, coupon_id in enumerate(ids):
+        coupon = coupons.get(coupon_id)
+        pointer = f"/attributes/coupons/{i}"
+        if coupon is None:
+            raise _Refuse("unknown_coupon", f"the member holds no coupon '{coupon_id}'", pointer)
+        if not coupon.usable_at(work.at):
+            state = "already used" if coupon.redeemed_at else "void" if coupon.voided else "not valid at this time"
+            raise _Refuse("coupon_not_usable", f"coupon '{coupon_id}' is {state}", pointer)
+        policy = program.scheme.coupons[coupon.policy]
+        if order_amount < policy.min_spend:
+            raise _Refuse("coupon_min_spend", f"coupon '{coupon_id}' needs an order of at least {policy.min_spend}, this one is {order_amount}", pointer)
+        chosen.append((coupon, policy))
+    if len(set(ids)) != len(ids):
+        raise _Refuse("coupon_twice", "the same coupon is listed twice", "/attributes/coupons")
+    for coupon, policy in chosen:
+        if len(chosen) > 1 and not policy.stacking.with_others:
+            raise _Refuse("coupon_not_stackable", f"coupon '{coupon.id}' cannot be used with another coupon", "/attributes/coupons")
+        same = sum(1 for c, _ in chosen if c.policy == coupon.policy)
+        if same > policy.stacking.max_per_order:
+            raise _Refuse("coupon_not_stackable", f"at most {policy.stacking.max_per_order} '{coupon.policy}' coupons per order", "/attributes/coupons")
+    # Amount off before percent off, so a percentage never applies to money already taken off.
+    rank = {"amount_off": 0, "free_item": 1, "percent_off": 2}
+    left = order_amount
+    redeemed = {}
+    for coupon, policy in sorted(chosen, key=lambda cp: (rank[cp[1].benefit.kind], ids.index(cp[0].id))):
+        benefit = policy.benefit
+        if benefit.kind == "amount_off":
+            discount = min(left, benefit.amount)
+        elif benefit.kind == "percent_off":
+            discount = int((Decimal(left) * benefit.percent / 100).to_integral_value(rounding=ROUND_FLOOR))
+            if benefit.max_off is not None:
+                discount = min(discount, benefit.max_off)
+        else:
+            discount = benefit.value
+        left -= min(left, discount)
+        redeemed[coupon.id] = Coupon(
+            coupon.id, coupon.policy, coupon.issued_at, coupon.valid_from, coupon.valid_until, coupon.source, coupon.rule, work.at, event.id
+        )
+        work.effects.append(Effect("coupon_redeemed", coupon=coupon.id, policy=coupon.policy, discount=discount))
+    work.coupons = [redeemed.get(c.id, c) for c in work._coupons()]
+
+
+def _check_reward(program: Program, work: _Work, event: Event) -> None:
+    reward_id = event.attributes["reward"]
+    reward = program.scheme.rewards.get(reward_id)
+    if reward is None:
+        raise _Refuse("unknown_reward", f"no reward '{reward_id}' in the catalogue", "/attributes/reward")
+    if reward.stock is not None and work.remaining(f"reward:{reward_id}", reward.stock) < 1:
+        raise _Refuse("out_of_stock", f"reward '{reward_id}' is out of stock", "/attributes/reward")
+    if reward.per_member is not None and work.state.rewards.get(reward_id, 0) >= reward.per_member:
+        raise _Refuse("reward_limit_reached", f"a member may redeem '{reward_id}' at most {reward.per_member} times", "/attributes/reward")
+    have = work.available(reward.cost.balance)
+    if have < reward.cost.amount:
+        raise _Refuse(
+            "insufficient_balance",
+            f"'{reward_id}' costs {reward.cost.amount} {reward.cost.balance}; the member has {have}",
+            "/attributes/reward",
+        )
+
+
+def _redeem_reward(program: Program, work: _Work, event: Event) -> None:
+    reward_id = event.attributes["reward"]
+    reward = program.scheme.rewards[reward_id]
+    work.spend(reward.cost.balance, reward.cost.amount, None, reward=reward_id)
+    data = {"member": _member_names(program, work, True), "tier": program.tier_names.get(work.tier or "", {}), "counters": {}, "now": int(work.at.timestamp())}
+    try:
+        _grant_reward(program, work, reward_id, None, data)
+    except _Skip as skip:
+        raise _Refuse(skip.reason, skip.detail, "/attributes/reward") from None
+
+
+# --- tiers ----------------------------------------------------------------------------------------
+
+
+def _metric(program: Program, work: _Work, data: Mapping[str, Any]) -> int:
+    tiers = program.scheme.tiers
+    assert tiers is not None
+    metric = tiers.metric
+    if metric.balance is not None:
+        return work.available(metric.balance)
+    if metric.counter is not None:
+        compiled = {c.name: c for cs in program.counters.values() for c in cs}[metric.counter]
+        return _counter_value(work.counters.get(metric.counter, CounterState()), compiled, work.day.toordinal() - EPOCH_ORDINAL)
+    assert program.metric_expr is not None
+    fresh = dict(data)
+    fresh["member"] = _member_names(program, work, True)
+    return _round(program.metric_expr(fresh), "floor")
+
+
+def _reevaluate_tier(program: Program, work: _Work, data: Mapping[str, Any]) -> None:
+    tiers = program.scheme.tiers
+    if tiers is None:
+        return
+    try:
+        value = _metric(program, work, data)
+    except EvalError as exc:
+        work.trace.append(RuleTrace("tier", "skipped", "expression_error", detail=str(exc)))
+        return
+    current = program.rank.get(work.tier or "", 0)
+    reached = max(i for i, level in enumerate(program.levels) if level.threshold <= value)
+    if reached > current:
+        target = program.levels[reached].id
+        work.change_tier(target, "upgrade", None)
+        _run_actions(program, work, program.on_reach[target], f"tier:{target}", data)
+    elif reached < current and tiers.downgrade.kind == "immediate":
+        work.change_tier(program.levels[reached].id, "downgrade", None)
+
+
+def _review_tier(work: _Work) -> None:
+    program = work.program
+    tiers = program.scheme.tiers
+    if tiers is None or work.tier is None:
+        return
+    data = {"member": _member_names(program, work, True), "counters": {}, "now": int(work.at.timestamp())}
+    value = _metric(program, work, data)
+    current = program.rank[work.tier]
+    level = program.levels[current]
+    retain = level.retain if level.retain is not None else level.threshold
+    downgrade = tiers.downgrade
+    detail = f"metric {value}, {level.id} needs {retain} to keep"
+    if value >= retain:
+        work.grace_until = None
+        work.tier_review_at = add_duration(work.at, downgrade.every, program.tz) if downgrade.every else None
+        work.trace.append(RuleTrace("tier_review", "fired", "kept", {"metric": value}, detail))
+        return
+    if downgrade.grace is not None and work.grace_until is None:
+        work.grace_until = add_duration(work.at, downgrade.grace, program.tz)
+        work.tier_review_at = work.grace_until
+        work.trace.append(RuleTrace("tier_review", "fired", "grace", {"metric": value}, detail))
+        return
+    keep = 0
+    for i in range(current, -1, -1):
+        candidate = program.levels[i]
+        if value >= (candidate.retain if candidate.retain is not None else candidate.threshold):
+            keep = i
+            break
+    work.change_tier(program.levels[keep].id, "review", None)
+    work.trace.append(RuleTrace("tier_review", "fired", "downgraded", {"metric": value}, detail))
+
+
+# --- time ----------------------------------------------------------------------------------------
+
+
+def _expire(work: _Work) -> None:
+    at = work.at
+    for balance in list(work.lots):
+        lots = work.lots[balance]
+        gone = [lot for lot in lots if lot.expires_at is not None and lot.expires_at <= at]
+        if not gone:
+            continue
+        keep = [lot for lot in lots if lot.expires_at is None or lot.expires_at > at]
+        work.lots[balance] = keep
+        work.owned.add(balance)
+        work.effects.append(
+            Effect("expire", None, balance, None, -sum(lot.amount for lot in gone), tuple((lot.id, -lot.amount) for lot in gone))
+        )
+
+
+def due_events(program: Program, state: MemberState, until: datetime) -> list[Event]:
+    """The time-driven events of a member due at or before `until`, in time order, with ids that
+    are the same however often and wherever they are computed."""
+    instants: set[tuple[datetime, str]] = set()
+    for lots in state.lots.values():
+        for lot in lots:
+            if lot.expires_at is not None and lot.expires_at <= until:
+                instants.add((lot.expires_at, "expiry"))
+    if state.tier_review_at is not None and state.tier_review_at <= until:
+        instants.add((state.tier_review_at, "tier_review"))
+    events = []
+    for instant, kind in sorted(instants):
+        stamp = instant.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        events.append(Event(f"{kind}:{state.member_id}:{stamp}", kind, state.member_id, instant, "", "system", {}))
+    return events
+
+
+def _finish_notifications(program: Program, work: _Work) -> None:
+    if not any(e.kind == "notify" for e in work.effects):
+        return
+    earned: dict[str, int] = {}
+    for e in work.effects:
+        if e.kind == "earn" and e.balance:
+            earned[e.balance] = earned.get(e.balance, 0) + e.amount
+    variables: dict[str, Any] = {f"{b}_earned": n for b, n in earned.items()}
+    for balance in program.balances:
+        variables[balance] = work.available(balance)
+    variables["tier"] = work.tier or ""
+    work.effects[:] = [
+        Effect("notify", e.rule, template=e.template, channel=e.channel, variables=MappingProxyType(variables)) if e.kind == "notify" else e
+        for e in work.effects
+    ]

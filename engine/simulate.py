@@ -1,0 +1,204 @@
+"""Replaying an event stream in memory through the same `evaluate` the service uses.
+
+Events are applied in the order given (arrival order). Before each event, the member's
+time-driven events due at or before it (expiry, tier reviews) are applied, as the live system
+does; at the end, those due up to `until` (default: the last event's time) are applied too.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .calendar import EPOCH_ORDINAL
+from .evaluate import Decision, _counter_value, due_events, evaluate
+from .events import Event, parse_event
+from .program import Program
+from .state import CounterState, MemberState, new_member
+
+
+@dataclass
+class Replay:
+    program: Program
+    trace: bool = True
+    members: dict[str, MemberState] = field(default_factory=dict)
+    budgets: dict[str, int] = field(default_factory=dict)
+    applied: int = 0
+    system: int = 0
+    rejections: list[dict[str, str]] = field(default_factory=list)
+    flows: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    coupons_issued: Counter[str] = field(default_factory=Counter)
+    rewards: Counter[str] = field(default_factory=Counter)
+    rules: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    last_at: datetime | None = None
+    keep: Callable[[Decision], None] | None = None  # sees every decision, for per-event expectations
+
+    def feed(self, raw: Mapping[str, Any]) -> None:
+        event, errors = parse_event(raw, self.program.event_types)
+        if event is None:
+            self.rejections.append({"event_id": str(raw.get("id", "")), "code": errors[0].code, "message": errors[0].message})
+            return
+        self.apply(event)
+
+    def apply(self, event: Event) -> None:
+        state = self.members.get(event.member_id)
+        if state is None:
+            if event.type != "signup" and not self.program.scheme.auto_enroll:
+                self.rejections.append({"event_id": event.id, "code": "unknown_member", "message": f"no member '{event.member_id}'"})
+                return
+            state = new_member(event.member_id, event.occurred_at, tier=self.program.lowest_tier(), home_store=event.store)
+        state = self._advance(state, event.occurred_at)
+        decision = evaluate(self.program, state, event, self.budgets, trace=self.trace)
+        if decision.rejection is not None:
+            self.rejections.append({"event_id": event.id, "code": decision.rejection.code, "message": decision.rejection.message})
+            return
+        self.applied += 1
+        self._record(decision)
+        self.members[event.member_id] = decision.state
+        if self.last_at is None or event.occurred_at > self.last_at:
+            self.last_at = event.occurred_at
+
+    def _advance(self, state: MemberState, until: datetime) -> MemberState:
+        for due in due_events(self.program, state, until):
+            decision = evaluate(self.program, state, due, self.budgets, trace=self.trace)
+            self.system += 1
+            self._record(decision)
+            state = decision.state
+        return state
+
+    def finish(self, until: datetime | None = None) -> None:
+        until = until or self.last_at
+        if until is None:
+            return
+        for member_id in sorted(self.members):
+            self.members[member_id] = self._advance(self.members[member_id], until)
+        self.last_at = max(self.last_at or until, until)
+
+    def _record(self, decision: Decision) -> None:
+        if self.keep is not None:
+            self.keep(decision)
+        for key, units in decision.budget_uses.items():
+            self.budgets[key] = self.budgets.get(key, 0) + units
+        for effect in decision.effects:
+            if effect.balance is not None:
+                flow = {"earn": "issued", "spend": "redeemed", "expire": "expired", "clawback": "clawed_back"}[effect.kind]
+                self.flows[effect.balance][flow] += abs(effect.amount)
+            elif effect.kind == "coupon_issued" and effect.policy:
+                self.coupons_issued[effect.policy] += 1
+            elif effect.kind == "reward_granted" and effect.reward:
+                self.rewards[effect.reward] += 1
+        for line in decision.trace:
+            self.rules[line.rule][line.outcome if line.outcome == "fired" else f"skipped:{line.reason}"] += 1
+
+    # --- the report ----------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        at = self.last_at
+        program = self.program
+        members: dict[str, Any] = {}
+        coupon_totals: dict[str, Counter[str]] = defaultdict(Counter)
+        for member_id in sorted(self.members):
+            state = self.members[member_id]
+            members[member_id] = member_view(program, state, at)
+            for coupon in state.coupons:
+                coupon_totals[coupon.policy][_coupon_status(coupon, at)] += 1
+        balances = {}
+        for balance in program.balances:
+            flows = self.flows.get(balance, Counter())
+            balances[balance] = {
+                "issued": flows["issued"],
+                "redeemed": flows["redeemed"],
+                "expired": flows["expired"],
+                "clawed_back": flows["clawed_back"],
+                "outstanding": sum(state.balance(balance) for state in self.members.values()),
+            }
+        tiers = Counter(state.tier or "" for state in self.members.values())
+        return {
+            "scheme": program.scheme.id,
+            "version": program.version,
+            "as_of": at.isoformat() if at else None,
+            "events": {"applied": self.applied, "rejected": len(self.rejections), "system": self.system},
+            "totals": {
+                "balances": balances,
+                "coupons": {
+                    policy: {"issued": self.coupons_issued[policy], **{k: v for k, v in sorted(coupon_totals[policy].items())}}
+                    for policy in sorted(set(self.coupons_issued) | set(coupon_totals))
+                },
+                "rewards": dict(sorted(self.rewards.items())),
+                "tiers": dict(sorted(tiers.items())),
+            },
+            "rules": {rule: dict(sorted(counts.items())) for rule, counts in sorted(self.rules.items())},
+            "rejections": self.rejections,
+            "members": members,
+        }
+
+
+def _coupon_status(coupon: Any, at: datetime | None) -> str:
+    if coupon.voided:
+        return "void"
+    if coupon.redeemed_at is not None:
+        return "redeemed"
+    if at is not None and coupon.valid_until <= at:
+        return "expired"
+    return "active"
+
+
+def member_view(program: Program, state: MemberState, at: datetime | None) -> dict[str, Any]:
+    """A member's state as plain data: what `perkflow simulate` prints and expected.json holds."""
+    today = (at.astimezone(program.tz).date().toordinal() - EPOCH_ORDINAL) if at else 0
+    compiled = {c.name: c for cs in program.counters.values() for c in cs}
+    tz = program.tz
+
+    def when(instant: datetime | None) -> str | None:
+        return instant.astimezone(tz).isoformat() if instant else None
+
+    return {
+        "tier": state.tier,
+        "tier_since": when(state.tier_since),
+        "balances": {b: state.balance(b) for b in program.balances if state.balance(b) or state.lots.get(b)},
+        "lots": {
+            b: [
+                {
+                    "amount": lot.amount,
+                    "earned_at": when(lot.earned_at),
+                    "expires_at": when(lot.expires_at),
+                    **({"part": lot.part} if lot.part else {}),
+                    **({"available_at": when(lot.available_at)} if lot.available_at else {}),
+                }
+                for lot in lots
+            ]
+            for b, lots in sorted(state.lots.items())
+            if lots
+        },
+        **({"debts": dict(state.debts)} if state.debts else {}),
+        "coupons": [
+            {"id": c.id, "policy": c.policy, "status": _coupon_status(c, at), "valid_until": when(c.valid_until)}
+            for c in state.coupons
+        ],
+        "counters": {
+            name: _counter_value(state.counters.get(name, CounterState()), compiled[name], today)
+            for name in sorted(compiled)
+        },
+        "tags": sorted(state.tags),
+    }
+
+
+def replay(
+    program: Program,
+    events: Iterable[Mapping[str, Any]],
+    *,
+    until: datetime | None = None,
+    trace: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> Replay:
+    """Replay raw events (decoded JSON objects) and return the finished replay."""
+    run = Replay(program, trace=trace)
+    for n, raw in enumerate(events, 1):
+        run.feed(raw)
+        if progress is not None and n % 1000 == 0:
+            progress(n)
+    run.finish(until)
+    return run

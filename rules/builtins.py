@@ -1,0 +1,70 @@
+"""The built-in event types and the event envelope, shared by the checker, the engine and the API."""
+
+from __future__ import annotations
+
+from .models import Attribute, EventType, Scheme
+
+ENVELOPE_FIELDS = ("id", "type", "member_id", "occurred_at", "store", "channel", "attributes")
+"""Fields of every event; an attribute may not be named like one of them."""
+
+_ITEMS = Attribute(type="items", required=False, description="Line items: sku, category, quantity, amount.")
+
+BUILTIN_EVENT_TYPES: dict[str, EventType] = {
+    "signup": EventType(description="A member joins."),
+    "purchase": EventType(
+        description="A paid order.",
+        attributes={
+            "amount": Attribute(type="money", description="What the member paid, in minor units."),
+            "items": _ITEMS,
+            "order_amount": Attribute(
+                type="money",
+                required=False,
+                description="The order before coupons, in minor units; coupons' minimum spend is checked on it. Absent: amount.",
+            ),
+            "coupons": Attribute(type="str_list", required=False, description="Ids of coupons used on this order."),
+        },
+    ),
+    "refund": EventType(
+        description="Money given back for an earlier purchase or top-up.",
+        attributes={
+            "original_event_id": Attribute(type="str", description="The id of the purchase or top-up refunded."),
+            "amount": Attribute(type="money", description="How much of it is refunded, in minor units."),
+        },
+    ),
+    "topup": EventType(
+        description="Money put into a stored-value balance.",
+        attributes={"amount": Attribute(type="money", description="What the member paid in, in minor units.")},
+    ),
+    "checkin": EventType(description="A visit or a daily check-in."),
+    "birthday": EventType(description="The member's birthday (produced by the scheduler)."),
+    "profile_update": EventType(description="The member's profile changed."),
+    "reward_redemption": EventType(
+        description="A member spends a balance on a reward from the catalogue.",
+        attributes={"reward": Attribute(type="str", description="The id of the reward.")},
+    ),
+}
+
+MEMBER_FIELDS = ("tier", "tier_rank", "tags", "joined_at", "home_store", "birthday_month", "birthday_day")
+"""Names under member.* besides the balances."""
+
+
+def event_types(scheme: Scheme) -> dict[str, EventType]:
+    """Every event type of a scheme: the built-ins, extended by the scheme, and its own."""
+    merged = dict(BUILTIN_EVENT_TYPES)
+    for name, declared in scheme.event_types.items():
+        base = merged.get(name)
+        if base is None:
+            merged[name] = declared
+        else:
+            merged[name] = EventType(
+                description=declared.description or base.description,
+                attributes={**base.attributes, **declared.attributes},
+            )
+    return merged
+
+SYSTEM_EVENT_TYPES: dict[str, EventType] = {
+    "expiry": EventType(description="Lots reach their expiry date (produced by the runtime)."),
+    "tier_review": EventType(description="A member's tier is reviewed (produced by the runtime)."),
+}
+"""Events the runtime produces from time itself; rules may listen to them, integrators never post them."""
+BUILTIN_EVENT_TYPES.update(SYSTEM_EVENT_TYPES)

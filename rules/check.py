@@ -1,0 +1,275 @@
+"""Checks beyond the models: references between parts, names, and every expression.
+
+`compile_all` walks every expression of a scheme once, with the names its place allows, and is
+used both here (to report errors at load) and by the engine (to get the compiled expressions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .builtins import ENVELOPE_FIELDS, MEMBER_FIELDS, event_types
+from .errors import SchemeError, format_path
+from .expr import Expr, Type, compile_expr, functions_for
+from .load import Loc, SourceMap
+from .models import Action, Award, Deduct, GrantReward, IssueCoupon, Notify, Rule, Scheme, SetTier
+
+_ATTRIBUTE_TYPES = {
+    "int": Type.NUMBER,
+    "money": Type.NUMBER,
+    "decimal": Type.NUMBER,
+    "str": Type.STR,
+    "bool": Type.BOOL,
+    "instant": Type.INSTANT,
+    "str_list": Type.STR_LIST,
+    "items": Type.ITEMS,
+}
+
+
+def _value_type(value: Any) -> Type:
+    if isinstance(value, bool):
+        return Type.BOOL
+    if isinstance(value, str):
+        return Type.STR
+    return Type.NUMBER
+
+
+def base_env(scheme: Scheme) -> dict[str, Type]:
+    """The names every expression may read: member.*, tier.*, counters.* and now."""
+    env: dict[str, Type] = {
+        "now": Type.INSTANT,
+        "member.tier": Type.STR,
+        "member.tier_rank": Type.NUMBER,
+        "member.tags": Type.STR_LIST,
+        "member.joined_at": Type.INSTANT,
+        "member.home_store": Type.STR,
+        "member.birthday_month": Type.NUMBER,
+        "member.birthday_day": Type.NUMBER,
+        "tier.id": Type.STR,
+        "tier.rank": Type.NUMBER,
+    }
+    for balance in scheme.balances:
+        env[f"member.{balance}"] = Type.NUMBER
+    if scheme.tiers is not None:
+        for name, value in scheme.tiers.levels[0].benefits.items():
+            env[f"tier.{name}"] = _value_type(value)
+    for counter in scheme.counters:
+        env[f"counters.{counter}"] = Type.NUMBER
+    return env
+
+
+def event_env(scheme: Scheme, event_type: str) -> dict[str, Type]:
+    env = {
+        "event.type": Type.STR,
+        "event.store": Type.STR,
+        "event.channel": Type.STR,
+        "event.occurred_at": Type.INSTANT,
+    }
+    declared = event_types(scheme).get(event_type)
+    if declared is not None:
+        for name, attribute in declared.attributes.items():
+            env[f"event.{name}"] = _ATTRIBUTE_TYPES[attribute.type]
+    return env
+
+
+CAMPAIGN_ENV = {"campaign.id": Type.STR, "campaign.start": Type.INSTANT, "campaign.end": Type.INSTANT}
+
+
+def _action_amounts(actions: list[Action], loc: Loc) -> Iterator[tuple[Loc, str]]:
+    for i, action in enumerate(actions):
+        if isinstance(action, Award):
+            yield (*loc, i, "award", "amount"), action.award.amount
+        elif isinstance(action, Deduct):
+            yield (*loc, i, "deduct", "amount"), action.deduct.amount
+
+
+def _expressions(scheme: Scheme) -> Iterator[tuple[Loc, str, dict[str, Type], Type]]:
+    """Every expression of the scheme: where it is, its text, the names it may read, what it yields."""
+    base = base_env(scheme)
+    known_types = event_types(scheme)
+
+    def rule_expressions(rule: Rule, loc: Loc, extra: Mapping[str, Type]) -> Iterator[tuple[Loc, str, dict[str, Type], Type]]:
+        env = {**base, **extra, **event_env(scheme, rule.on)}
+        if rule.when is not None:
+            yield (*loc, "when"), rule.when, env, Type.BOOL
+        for where, text in _action_amounts(rule.then, (*loc, "then")):
+            yield where, text, env, Type.NUMBER
+
+    for i, rule in enumerate(scheme.rules):
+        yield from rule_expressions(rule, ("rules", i), {})
+    for c, campaign in enumerate(scheme.campaigns):
+        if campaign.audience is not None and campaign.audience.when is not None:
+            yield ("campaigns", c, "audience", "when"), campaign.audience.when, {**base, **CAMPAIGN_ENV}, Type.BOOL
+        for i, rule in enumerate(campaign.rules):
+            yield from rule_expressions(rule, ("campaigns", c, "rules", i), CAMPAIGN_ENV)
+    for name, counter in scheme.counters.items():
+        # A counter is moved before the rules of its event run, so it cannot read counters.
+        counter_base = {k: v for k, v in base.items() if not k.startswith("counters.")}
+        for event_type in counter.on:
+            if event_type not in known_types:
+                continue
+            env = {**counter_base, **event_env(scheme, event_type)}
+            if counter.when is not None:
+                yield ("counters", name, "when"), counter.when, env, Type.BOOL
+            if counter.of is not None:
+                yield ("counters", name, "of"), counter.of, env, Type.NUMBER
+    if scheme.tiers is not None:
+        metric_env = {k: v for k, v in base.items() if not k.startswith(("tier.", "member.tier"))}
+        if scheme.tiers.metric.expr is not None:
+            yield ("tiers", "metric", "expr"), scheme.tiers.metric.expr, metric_env, Type.NUMBER
+        for t, level in enumerate(scheme.tiers.levels):
+            yield from ((w, x, base, Type.NUMBER) for w, x in _action_amounts(level.on_reach, ("tiers", "levels", t, "on_reach")))
+    for reward_id, reward in scheme.rewards.items():
+        yield from ((w, x, base, Type.NUMBER) for w, x in _action_amounts(reward.grants, ("rewards", reward_id, "grants")))
+
+
+def compile_all(scheme: Scheme) -> tuple[dict[Loc, Expr], list[tuple[Loc, str, int, str]]]:
+    """Compile every expression once. Returns the compiled ones by place and the errors as
+    (place, code, column inside the expression, message)."""
+    functions = functions_for(scheme.timezone)
+    compiled: dict[Loc, Expr] = {}
+    problems: list[tuple[Loc, str, int, str]] = []
+    for loc, text, env, expect in _expressions(scheme):
+        expr, errors = compile_expr(text, env, functions, expect=expect)
+        if expr is not None and loc not in compiled:
+            compiled[loc] = expr
+        for error in errors:
+            problems.append((loc, error.code, error.column, error.message))
+    return compiled, problems
+
+
+class _Reporter:
+    def __init__(self, source: SourceMap, filename: str) -> None:
+        self.source, self.filename = source, filename
+        self.errors: list[SchemeError] = []
+
+    def at(self, loc: Loc, code: str, message: str, *, column_offset: int | None = None, key: bool = False) -> None:
+        if column_offset is not None and loc in self.source.text_start:
+            file, line, column = self.source.text_start[loc]
+            column += column_offset - 1
+        else:
+            file, line, column = self.source.locate(loc, prefer_key=key)
+        self.errors.append(SchemeError(code, message, file or self.filename, line, column, format_path(loc)))
+
+
+def check_scheme(scheme: Scheme, source: SourceMap, filename: str) -> tuple[list[SchemeError], list[SchemeError]]:
+    """Errors (the scheme cannot be used) and warnings (lint, see rules.lint)."""
+    report = _Reporter(source, filename)
+    _check_names(scheme, report)
+    _check_references(scheme, report)
+    _, problems = compile_all(scheme)
+    for loc, code, column, message in problems:
+        report.at(loc, code, message, column_offset=column)
+    from .lint import lint
+
+    warnings = lint(scheme, source, filename) if not report.errors else []
+    return report.errors, warnings
+
+
+def _check_names(scheme: Scheme, report: _Reporter) -> None:
+    for balance in scheme.balances:
+        if balance in MEMBER_FIELDS:
+            report.at(("balances", balance), "name_taken", f"a balance cannot be named '{balance}': member.{balance} is already a member field", key=True)
+    for name, declared in scheme.event_types.items():
+        if name in ENVELOPE_FIELDS:
+            report.at(("event_types", name), "name_taken", f"'{name}' is a field of every event and cannot name an event type", key=True)
+        for attribute in declared.attributes:
+            if attribute in ENVELOPE_FIELDS:
+                report.at(
+                    ("event_types", name, "attributes", attribute),
+                    "name_taken",
+                    f"'{attribute}' is a field of every event (event.{attribute}) and cannot be an attribute",
+                    key=True,
+                )
+    seen: dict[str, Loc] = {}
+    for loc, rule in _all_rules(scheme):
+        if rule.id in seen:
+            report.at((*loc, "id"), "duplicate_id", f"rule id '{rule.id}' is already used at {format_path(seen[rule.id])}")
+        else:
+            seen[rule.id] = loc
+    campaign_ids: set[str] = set()
+    for c, campaign in enumerate(scheme.campaigns):
+        if campaign.id in campaign_ids:
+            report.at(("campaigns", c, "id"), "duplicate_id", f"campaign id '{campaign.id}' is already used")
+        campaign_ids.add(campaign.id)
+
+
+def _all_rules(scheme: Scheme) -> Iterator[tuple[Loc, Rule]]:
+    for i, rule in enumerate(scheme.rules):
+        yield ("rules", i), rule
+    for c, campaign in enumerate(scheme.campaigns):
+        for i, rule in enumerate(campaign.rules):
+            yield ("campaigns", c, "rules", i), rule
+
+
+def _suggest(name: str, options: Iterator[str] | list[str]) -> str:
+    import difflib
+
+    options = list(options)
+    close = difflib.get_close_matches(name, options, n=1)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f" (known: {', '.join(options)})" if options else " (none is declared)"
+
+
+def _check_actions(scheme: Scheme, actions: list[Action], loc: Loc, report: _Reporter) -> None:
+    for i, action in enumerate(actions):
+        here = (*loc, i)
+        if isinstance(action, Award | Deduct):
+            spec = action.award if isinstance(action, Award) else action.deduct
+            kind = "award" if isinstance(action, Award) else "deduct"
+            balance = scheme.balances.get(spec.balance)
+            if balance is None:
+                report.at((*here, kind, "balance"), "unknown_balance", f"no balance '{spec.balance}'" + _suggest(spec.balance, list(scheme.balances)))
+                continue
+            if isinstance(action, Award):
+                if balance.parts is not None and action.award.part not in balance.parts:
+                    report.at((*here, kind), "missing_part", f"balance '{spec.balance}' has parts {balance.parts}: say which part the award goes to")
+                if balance.parts is None and action.award.part is not None:
+                    report.at((*here, kind, "part"), "unknown_part", f"balance '{spec.balance}' has no parts")
+            elif not balance.spendable:
+                report.at((*here, kind, "balance"), "not_spendable", f"balance '{spec.balance}' is not spendable")
+        elif isinstance(action, IssueCoupon) and action.issue_coupon.coupon not in scheme.coupons:
+            name = action.issue_coupon.coupon
+            report.at((*here, "issue_coupon", "coupon"), "unknown_coupon", f"no coupon policy '{name}'" + _suggest(name, list(scheme.coupons)))
+        elif isinstance(action, GrantReward) and action.grant_reward.reward not in scheme.rewards:
+            name = action.grant_reward.reward
+            report.at((*here, "grant_reward", "reward"), "unknown_reward", f"no reward '{name}'" + _suggest(name, list(scheme.rewards)))
+        elif isinstance(action, SetTier):
+            tiers = [level.id for level in scheme.tiers.levels] if scheme.tiers else []
+            if action.set_tier.tier not in tiers:
+                report.at((*here, "set_tier", "tier"), "unknown_tier", f"no tier '{action.set_tier.tier}'" + _suggest(action.set_tier.tier, tiers))
+        elif isinstance(action, Notify) and action.notify.template not in scheme.templates:
+            name = action.notify.template
+            report.at((*here, "notify", "template"), "unknown_template", f"no template '{name}'" + _suggest(name, list(scheme.templates)))
+
+
+def _check_references(scheme: Scheme, report: _Reporter) -> None:
+    known_types = event_types(scheme)
+    for loc, rule in _all_rules(scheme):
+        if rule.on not in known_types:
+            report.at((*loc, "on"), "unknown_event_type", f"no event type '{rule.on}'" + _suggest(rule.on, list(known_types)))
+        _check_actions(scheme, rule.then, (*loc, "then"), report)
+    for name, counter in scheme.counters.items():
+        for i, event_type in enumerate(counter.on):
+            if event_type not in known_types:
+                report.at(("counters", name, "on", i), "unknown_event_type", f"no event type '{event_type}'" + _suggest(event_type, list(known_types)))
+    if scheme.tiers is not None:
+        metric = scheme.tiers.metric
+        if metric.balance is not None and metric.balance not in scheme.balances:
+            report.at(("tiers", "metric", "balance"), "unknown_balance", f"no balance '{metric.balance}'" + _suggest(metric.balance, list(scheme.balances)))
+        if metric.counter is not None and metric.counter not in scheme.counters:
+            report.at(("tiers", "metric", "counter"), "unknown_counter", f"no counter '{metric.counter}'" + _suggest(metric.counter, list(scheme.counters)))
+        for t, level in enumerate(scheme.tiers.levels):
+            _check_actions(scheme, level.on_reach, ("tiers", "levels", t, "on_reach"), report)
+    for reward_id, reward in scheme.rewards.items():
+        balance = scheme.balances.get(reward.cost.balance)
+        if balance is None:
+            report.at(("rewards", reward_id, "cost", "balance"), "unknown_balance", f"no balance '{reward.cost.balance}'" + _suggest(reward.cost.balance, list(scheme.balances)))
+        elif not balance.spendable:
+            report.at(("rewards", reward_id, "cost", "balance"), "not_spendable", f"balance '{reward.cost.balance}' is not spendable")
+        _check_actions(scheme, reward.grants, ("rewards", reward_id, "grants"), report)
+    for c, campaign in enumerate(scheme.campaigns):
+        if campaign.budget is not None and campaign.budget.balance not in scheme.balances:
+            report.at(("campaigns", c, "budget", "balance"), "unknown_balance", f"no balance '{campaign.budget.balance}'" + _suggest(campaign.budget.balance, list(scheme.balances)))

@@ -1,0 +1,616 @@
+"""The scheme language: pydantic models, the single source of truth.
+
+Validation, the JSON Schema (`perkflow schema`), the editor's forms and the reference docs are all
+derived from these classes. Field descriptions are written for operators; they show up as hints in
+the editor and as the `description` of each JSON Schema property.
+
+Conventions the models fix (see docs/semantics.md for the full statement):
+- money is an integer in minor units (fen, cents); points and growth are whole numbers;
+- rates and multipliers are `Decimal`, loaded from their source text, never from a float;
+- times written in a scheme (campaign windows, coupon dates) are local times in `Scheme.timezone`;
+- durations are written `30d`, `2w`, `12mo`, `1y`, `6h` or `15min`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+
+
+class Model(BaseModel):
+    """Base of every scheme model: immutable, and unknown keys are errors (a typo never passes)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=False)
+
+
+def _plain_decimal(value: Decimal) -> str:
+    # 1.5 and 1.50 are the same rate: serialize one way so the content hash agrees.
+    text = format(value.normalize(), "f")
+    return text
+
+
+Dec = Annotated[Decimal, PlainSerializer(_plain_decimal, return_type=str, when_used="json")]
+"""A decimal number (a rate, a multiplier, a share). Written as a number in YAML."""
+
+Name = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9_]{0,39}$",
+        description="A name that expressions can read: lower case letters, digits and _, starting with a letter.",
+    ),
+]
+Id = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="An identifier: lower case letters, digits, - and _.",
+    ),
+]
+Duration = Annotated[
+    str,
+    Field(
+        pattern=r"^[1-9][0-9]{0,4}(min|h|d|w|mo|y)$",
+        description="A duration: a whole number and a unit, min, h, d, w, mo or y (30d, 12mo, 1y).",
+        examples=["30d", "12mo"],
+    ),
+]
+Money = Annotated[int, Field(ge=0, description="An amount of money in minor units (fen, cents).")]
+Expr = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1000,
+        description="An expression over event.*, member.*, tier.*, counters.*, campaign.* and now.",
+    ),
+]
+Lang = Literal["en", "zh-CN"]
+Text = Annotated[
+    str | dict[Lang, str],
+    Field(description="Text for people: a string, or one string per language (en, zh-CN)."),
+]
+Rounding = Literal["floor", "ceil", "half_up", "half_even"]
+
+
+def duration_parts(duration: str) -> tuple[int, str]:
+    """Split a validated duration such as `12mo` into (12, "mo")."""
+    match = re.fullmatch(r"([0-9]+)([a-z]+)", duration)
+    assert match is not None, duration
+    return int(match.group(1)), match.group(2)
+
+
+def text_in(text: str | dict[str, str] | None, lang: str = "en") -> str:
+    """The text in one language, falling back to any language given."""
+    if text is None:
+        return ""
+    if isinstance(text, str):
+        return text
+    return text.get(lang) or next(iter(text.values()), "")
+
+
+# --- balances ----------------------------------------------------------------------------------
+
+
+class Expiry(Model):
+    """When earned units stop being usable. The expiry instant itself is excluded: a lot that
+    expires at 2027-01-01T00:00 local can be spent at 23:59:59 on 31 December, not at midnight."""
+
+    kind: Literal["never", "rolling", "period_end"] = Field(
+        "never",
+        description="never; rolling: a duration after the day it was earned; period_end: at the end of a calendar period.",
+    )
+    after: Duration | None = Field(
+        None, description="rolling: how long a lot lives, counted in whole local days from the day it was earned."
+    )
+    period: Literal["month", "quarter", "year"] | None = Field(
+        None, description="period_end: the calendar period whose end expires the lot."
+    )
+    periods_after: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="period_end: 0 expires at the end of the period it was earned in, 1 at the end of the next one.",
+    )
+
+    @model_validator(mode="after")
+    def _fields_match_kind(self) -> Expiry:
+        if self.kind == "rolling" and self.after is None:
+            raise ValueError("a rolling expiry needs 'after' (for example 12mo)")
+        if self.kind == "period_end" and self.period is None:
+            raise ValueError("a period_end expiry needs 'period' (month, quarter or year)")
+        if self.kind != "rolling" and self.after is not None:
+            raise ValueError("'after' only applies to a rolling expiry")
+        if self.kind != "period_end" and (self.period is not None or self.periods_after):
+            raise ValueError("'period' and 'periods_after' only apply to a period_end expiry")
+        return self
+
+
+class PartSpending(Model):
+    """How a spend is drawn from the parts of a balance (储值: principal 本金 and bonus 赠送金)."""
+
+    order: list[Name] | None = Field(None, description="Draw the parts in this order, each until it is empty.")
+    ratio: dict[Name, int] | None = Field(
+        None,
+        description="Draw the parts in this ratio (principal: 5, bonus: 1); when a part runs out the rest comes from the others.",
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> PartSpending:
+        if (self.order is None) == (self.ratio is None):
+            raise ValueError("say either 'order' or 'ratio', not both")
+        if self.ratio is not None and any(v <= 0 for v in self.ratio.values()):
+            raise ValueError("every ratio share must be a positive whole number")
+        return self
+
+
+class Pending(Model):
+    """New lots wait before they can be spent (积分冻结期)."""
+
+    duration: Duration = Field(description="How long a new lot stays pending after the event that earned it.")
+
+
+class Balance(Model):
+    label: Text | None = None
+    unit: Literal["count", "money"] = Field("count", description="count: points or growth; money: minor units.")
+    expiry: Expiry = Field(default_factory=Expiry)
+    consumption: Literal["soonest_expiry", "oldest_first"] = Field(
+        "soonest_expiry",
+        description="Which lots a spend takes first. soonest_expiry: lots without expiry come last, ties go to the oldest lot.",
+    )
+    allow_negative: bool = Field(
+        False, description="Whether a deduction or clawback may leave a debt that later earnings pay off first."
+    )
+    spendable: bool = Field(True, description="False for a balance that is only earned, such as growth value.")
+    rounding: Rounding = Field("floor", description="How an award with a fraction is rounded to a whole number.")
+    parts: list[Name] | None = Field(
+        None, description="Named parts of a money balance, such as [principal, bonus]. Awards name their part."
+    )
+    spending: PartSpending | None = Field(None, description="How a spend draws on the parts.")
+    pending: Pending | None = None
+    value: Dec | None = Field(
+        None, description="What one unit is worth in minor units of the currency, for liability reports."
+    )
+
+    @model_validator(mode="after")
+    def _parts_are_consistent(self) -> Balance:
+        if self.parts is not None:
+            if len(set(self.parts)) != len(self.parts) or len(self.parts) < 2:
+                raise ValueError("'parts' needs at least two different names")
+            if self.spending is None:
+                raise ValueError("a balance with parts needs 'spending' (an order or a ratio)")
+            named = set(self.spending.order or []) | set(self.spending.ratio or {})
+            if named != set(self.parts):
+                raise ValueError("'spending' must name exactly the balance's parts")
+        elif self.spending is not None:
+            raise ValueError("'spending' only applies to a balance with parts")
+        return self
+
+
+# --- tiers -------------------------------------------------------------------------------------
+
+
+class Metric(Model):
+    """What qualifies a member for a tier: exactly one of a balance, a counter or an expression."""
+
+    balance: Name | None = None
+    counter: Name | None = None
+    expr: Expr | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Metric:
+        if sum(x is not None for x in (self.balance, self.counter, self.expr)) != 1:
+            raise ValueError("name exactly one of 'balance', 'counter' or 'expr'")
+        return self
+
+
+BenefitValue = bool | int | Dec | str
+
+
+class TierLevel(Model):
+    id: Id
+    name: Text
+    threshold: int = Field(ge=0, description="The metric value that reaches this tier.")
+    retain: int | None = Field(
+        None, ge=0, description="保级: the metric value needed at a review to keep the tier (default: threshold)."
+    )
+    benefits: dict[Name, BenefitValue] = Field(
+        default_factory=dict,
+        description="Named values that expressions read as tier.<name>, such as points_multiplier: 1.5.",
+    )
+    on_reach: list[Action] = Field(
+        default_factory=list, description="Actions taken once when a member first reaches this tier by upgrade."
+    )
+
+
+class Downgrade(Model):
+    kind: Literal["never", "immediate", "review"] = Field(
+        "never",
+        description="never; immediate: the tier follows the metric down at once; review: checked at each review date.",
+    )
+    every: Duration | None = Field(None, description="review: time between reviews, from the day the tier was reached.")
+    grace: Duration | None = Field(
+        None, description="review: how long a member who fails a review keeps the tier before the downgrade."
+    )
+
+    @model_validator(mode="after")
+    def _review_has_period(self) -> Downgrade:
+        if self.kind == "review" and self.every is None:
+            raise ValueError("a review downgrade needs 'every' (for example 12mo)")
+        if self.kind != "review" and (self.every is not None or self.grace is not None):
+            raise ValueError("'every' and 'grace' only apply to kind: review")
+        return self
+
+
+class Tiers(Model):
+    metric: Metric
+    levels: list[TierLevel] = Field(min_length=1, description="From the lowest to the highest tier.")
+    downgrade: Downgrade = Field(default_factory=Downgrade)
+
+    @model_validator(mode="after")
+    def _levels_are_ordered(self) -> Tiers:
+        ids = [level.id for level in self.levels]
+        if len(set(ids)) != len(ids):
+            raise ValueError("tier ids must be different")
+        if self.levels[0].threshold != 0:
+            raise ValueError("the first tier must have threshold 0, so every member has a tier")
+        thresholds = [level.threshold for level in self.levels]
+        if thresholds != sorted(set(thresholds)):
+            raise ValueError("tier thresholds must rise strictly from the first tier to the last")
+        keys = {frozenset(level.benefits) for level in self.levels}
+        if len(keys) > 1:
+            raise ValueError("every tier must declare the same benefit names, so tier.<name> always has a value")
+        return self
+
+
+# --- counters and events -----------------------------------------------------------------------
+
+
+class Counter(Model):
+    """A per-member aggregate that rules can read as counters.<name>. Counters include the current
+    event: they are updated before the rules for that event are evaluated."""
+
+    kind: Literal["count", "sum", "streak"]
+    on: list[Name] = Field(min_length=1, description="The event types that move this counter.")
+    when: Expr | None = Field(None, description="Only events for which this is true are counted.")
+    of: Expr | None = Field(None, description="sum: the amount each event adds (may be negative).")
+    window: Duration | None = Field(
+        None, description="count and sum: a rolling window of local days ending today; none means lifetime."
+    )
+
+    @model_validator(mode="after")
+    def _fields_match_kind(self) -> Counter:
+        if self.kind == "sum" and self.of is None:
+            raise ValueError("a sum counter needs 'of' (for example event.amount)")
+        if self.kind != "sum" and self.of is not None:
+            raise ValueError("'of' only applies to a sum counter")
+        if self.kind == "streak" and self.window is not None:
+            raise ValueError("a streak counts consecutive local days and takes no 'window'")
+        if self.window is not None and duration_parts(self.window)[1] in ("min", "h"):
+            raise ValueError("a counter window is counted in whole days: use d, w, mo or y")
+        return self
+
+
+AttributeType = Literal["int", "money", "decimal", "str", "bool", "instant", "str_list", "items"]
+
+
+class Attribute(Model):
+    type: AttributeType
+    required: bool = Field(
+        True, description="An optional attribute that is absent reads as 0, empty text, false or an empty list."
+    )
+    values: list[str] | None = Field(None, description="For str: the only values allowed.")
+    description: Text | None = None
+
+
+class EventType(Model):
+    description: Text | None = None
+    attributes: dict[Name, Attribute] = Field(default_factory=dict)
+
+
+# --- rules and actions -------------------------------------------------------------------------
+
+
+class Cap(Model):
+    limit: int = Field(ge=1, description="How many times the rule may fire for one member in the period.")
+    per: Literal["lifetime", "day", "week", "month"] = Field(
+        "lifetime", description="Periods are local calendar days, ISO weeks and months in the scheme's timezone."
+    )
+
+
+class Scope(Model):
+    stores: list[str] | None = Field(None, description="Only events from these stores.")
+    channels: list[str] | None = Field(None, description="Only events from these channels.")
+
+
+class AwardSpec(Model):
+    balance: Name
+    amount: Expr = Field(description="How much to award; rounded by 'rounding' or the balance's rounding.")
+    part: Name | None = Field(None, description="For a balance with parts: which part receives the award.")
+    rounding: Rounding | None = None
+
+
+class DeductSpec(Model):
+    balance: Name
+    amount: Expr
+    rounding: Rounding | None = None
+
+
+class IssueCouponSpec(Model):
+    coupon: Id = Field(description="The coupon policy to issue.")
+    count: int = Field(1, ge=1, le=100)
+
+
+class GrantRewardSpec(Model):
+    reward: Id
+
+
+class SetTierSpec(Model):
+    tier: Id
+
+
+class NotifySpec(Model):
+    template: Id
+    channel: str = Field("log", description="The channel that delivers it: log, webhook, or one the deployment adds.")
+
+
+class Award(Model):
+    award: AwardSpec
+
+
+class Deduct(Model):
+    deduct: DeductSpec
+
+
+class IssueCoupon(Model):
+    issue_coupon: IssueCouponSpec
+
+
+class GrantReward(Model):
+    grant_reward: GrantRewardSpec
+
+
+class SetTier(Model):
+    set_tier: SetTierSpec
+
+
+class AddTag(Model):
+    tag: Name
+
+
+class RemoveTag(Model):
+    untag: Name
+
+
+class Notify(Model):
+    notify: NotifySpec
+
+
+ACTION_KINDS = ("award", "deduct", "issue_coupon", "grant_reward", "set_tier", "tag", "untag", "notify")
+
+
+def _action_kind(value: Any) -> str | None:
+    # Actions are written as one-key mappings (`- award: {...}`); the key says which kind.
+    if isinstance(value, dict):
+        keys = list(value)
+        return keys[0] if len(keys) == 1 and keys[0] in ACTION_KINDS else None
+    for kind in ACTION_KINDS:
+        if hasattr(value, kind):
+            return kind
+    return None
+
+
+Action = Annotated[
+    Annotated[Award, Tag("award")]
+    | Annotated[Deduct, Tag("deduct")]
+    | Annotated[IssueCoupon, Tag("issue_coupon")]
+    | Annotated[GrantReward, Tag("grant_reward")]
+    | Annotated[SetTier, Tag("set_tier")]
+    | Annotated[AddTag, Tag("tag")]
+    | Annotated[RemoveTag, Tag("untag")]
+    | Annotated[Notify, Tag("notify")],
+    Discriminator(
+        _action_kind,
+        custom_error_type="unknown_action",
+        custom_error_message="an action is one of: " + ", ".join(ACTION_KINDS),
+    ),
+]
+
+
+class Rule(Model):
+    id: Id
+    name: Text | None = None
+    description: Text | None = None
+    on: Name = Field(description="The event type this rule listens to.")
+    when: Expr | None = Field(None, description="The condition; no condition means always.")
+    then: list[Action] = Field(min_length=1)
+    priority: int = Field(0, description="Rules are tried from the highest priority down; ties in file order.")
+    exclusive: bool = Field(False, description="When this rule fires, no later rule is tried for the event.")
+    caps: list[Cap] = Field(default_factory=list, description="Frequency caps per member.")
+    scope: Scope | None = None
+    enabled: bool = True
+
+
+# --- coupons and rewards -----------------------------------------------------------------------
+
+
+class AmountOff(Model):
+    kind: Literal["amount_off"]
+    amount: Money
+
+
+class PercentOff(Model):
+    kind: Literal["percent_off"]
+    percent: Dec = Field(gt=0, le=100)
+    max_off: Money | None = Field(None, description="The most this coupon takes off one order.")
+
+
+class FreeItem(Model):
+    kind: Literal["free_item"]
+    sku: str
+    value: Money = Field(description="What the free item costs the business, for budgets and reports.")
+
+
+CouponBenefit = Annotated[AmountOff | PercentOff | FreeItem, Field(discriminator="kind")]
+
+
+class Validity(Model):
+    """A duration after issue, or fixed local dates (start inclusive, end inclusive to 23:59:59)."""
+
+    days: int | None = Field(None, ge=1, le=3660, description="Valid for this many local days, the day of issue counting as the first.")
+    start: date | None = None
+    end: date | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Validity:
+        if self.days is None and (self.start is None or self.end is None):
+            raise ValueError("give either 'days', or both 'start' and 'end'")
+        if self.days is not None and (self.start is not None or self.end is not None):
+            raise ValueError("give either 'days' or dates, not both")
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError("'end' is before 'start'")
+        return self
+
+
+class Stacking(Model):
+    with_others: bool = Field(True, description="Whether another coupon may be used on the same order.")
+    max_per_order: int = Field(1, ge=1, description="How many coupons of this policy one order may use.")
+
+
+class CouponPolicy(Model):
+    name: Text
+    description: Text | None = None
+    benefit: CouponBenefit
+    min_spend: Money = Field(0, description="The order amount needed to use the coupon.")
+    validity: Validity
+    budget: int | None = Field(None, ge=0, description="How many coupons may be issued in all.")
+    per_member: int | None = Field(None, ge=1, description="How many one member may hold or have used in all.")
+    stacking: Stacking = Field(default_factory=Stacking)
+
+
+class Cost(Model):
+    balance: Name
+    amount: int = Field(ge=1)
+
+
+class RewardItem(Model):
+    name: Text
+    description: Text | None = None
+    cost: Cost
+    grants: list[Action] = Field(min_length=1, description="What the member receives: a coupon, a tier, a balance.")
+    stock: int | None = Field(None, ge=0, description="How many can be redeemed in all.")
+    per_member: int | None = Field(None, ge=1)
+
+
+# --- campaigns ---------------------------------------------------------------------------------
+
+
+class Audience(Model):
+    when: Expr | None = Field(None, description="Members for whom this is true.")
+    tags: list[Name] | None = Field(None, description="Members with any of these tags.")
+
+
+class CampaignBudget(Model):
+    balance: Name
+    limit: int = Field(ge=0, description="The most the campaign's rules may award in this balance, in all.")
+
+
+class Campaign(Model):
+    id: Id
+    name: Text
+    description: Text | None = None
+    start: datetime = Field(description="Local time in the scheme's timezone at which the campaign starts (included).")
+    end: datetime = Field(description="Local time at which it ends (excluded).")
+    audience: Audience | None = None
+    rollout: Dec = Field(
+        Decimal(1), ge=0, le=1, description="灰度: the share of the eligible members outside the holdout who get it."
+    )
+    holdout: Dec = Field(
+        Decimal(0), ge=0, lt=1, description="The share of the eligible members kept out to measure lift."
+    )
+    budget: CampaignBudget | None = None
+    rules: list[Rule] = Field(min_length=1)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: datetime) -> datetime:
+        if value.tzinfo is not None:
+            raise ValueError("write a local time without an offset; the scheme's timezone applies")
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> Campaign:
+        if self.end <= self.start:
+            raise ValueError("'end' must be after 'start'")
+        return self
+
+
+# --- notifications and governance --------------------------------------------------------------
+
+
+class Template(Model):
+    text: dict[Lang, str] = Field(
+        description="The message per language; {name} placeholders read the decision's variables."
+    )
+
+
+class Governance(Model):
+    require_approval: bool = Field(
+        True, description="Four eyes: a new version must be approved by someone other than its author."
+    )
+
+
+# --- the scheme --------------------------------------------------------------------------------
+
+
+class Scheme(Model):
+    """A membership scheme: everything a business configures, and nothing else."""
+
+    perkflow: Literal[1] = Field(SCHEMA_VERSION, description="The version of the scheme language.")
+    id: Id
+    name: Text
+    description: Text | None = None
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$", description="ISO 4217 code; money is in its minor unit.")
+    timezone: str = Field("Asia/Shanghai", description="IANA timezone for days, weeks, months and local times.")
+    auto_enroll: bool = Field(False, description="Whether an event for an unknown member creates the member.")
+    late_event_limit: Duration = Field(
+        "7d", description="How much earlier than the member's latest event an event may be and still be applied."
+    )
+    balances: dict[Name, Balance] = Field(min_length=1)
+    tiers: Tiers | None = None
+    counters: dict[Name, Counter] = Field(default_factory=dict)
+    event_types: dict[Name, EventType] = Field(
+        default_factory=dict, description="Custom event types, and extra attributes of the built-in ones."
+    )
+    rules: list[Rule] = Field(default_factory=list)
+    coupons: dict[Id, CouponPolicy] = Field(default_factory=dict)
+    rewards: dict[Id, RewardItem] = Field(default_factory=dict)
+    campaigns: list[Campaign] = Field(default_factory=list)
+    templates: dict[Id, Template] = Field(default_factory=dict)
+    governance: Governance = Field(default_factory=Governance)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone '{value}' (use an IANA name such as Asia/Shanghai)") from None
+        return value
+
+
+TierLevel.model_rebuild()
