@@ -39,7 +39,8 @@ class Replay:
     def feed(self, raw: Mapping[str, Any]) -> None:
         event, errors = parse_event(raw, self.program.event_types)
         if event is None:
-            self.rejections.append({"event_id": str(raw.get("id", "")), "code": errors[0].code, "message": errors[0].message})
+            event_id = str(raw.get("id", "")) if isinstance(raw, Mapping) else ""
+            self.rejections.append({"event_id": event_id, "code": errors[0].code, "message": errors[0].message})
             return
         self.apply(event)
 
@@ -84,7 +85,7 @@ class Replay:
             self.budgets[key] = self.budgets.get(key, 0) + units
         for effect in decision.effects:
             if effect.balance is not None:
-                flow = {"earn": "issued", "spend": "redeemed", "expire": "expired", "clawback": "clawed_back"}[effect.kind]
+                flow = {"earn": "issued", "spend": "redeemed", "expire": "expired", "clawback": "clawed_back", "adjust": "adjusted"}[effect.kind]
                 self.flows[effect.balance][flow] += abs(effect.amount)
             elif effect.kind == "coupon_issued" and effect.policy:
                 self.coupons_issued[effect.policy] += 1

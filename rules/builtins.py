@@ -63,6 +63,14 @@ def event_types(scheme: Scheme) -> dict[str, EventType]:
     return merged
 
 SYSTEM_EVENT_TYPES: dict[str, EventType] = {
+    "adjustment": EventType(
+        description="A manual change of a balance by support staff, with its reason (made by the service).",
+        attributes={
+            "balance": Attribute(type="str", description="The balance adjusted."),
+            "amount": Attribute(type="int", description="Units added (positive) or taken (negative)."),
+            "reason": Attribute(type="str", description="Why: kept in the ledger and the audit log."),
+        },
+    ),
     "expiry": EventType(description="Lots reach their expiry date (produced by the runtime)."),
     "tier_review": EventType(description="A member's tier is reviewed (produced by the runtime)."),
 }

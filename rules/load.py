@@ -172,7 +172,10 @@ def _build(
             if not isinstance(key_node, yaml.ScalarNode):
                 errors.append(SchemeError("bad_key", "a key must be plain text", *_mark(filename, key_node), format_path(loc)))
                 continue
-            key = loader.construct_object(key_node)
+            try:
+                key = loader.construct_object(key_node)
+            except yaml.YAMLError:
+                key = str(key_node.value)
             if not isinstance(key, str | int) or isinstance(key, bool):
                 key = str(key)
             if key in result:
@@ -193,7 +196,12 @@ def _build(
         return [_build(loader, item, (*loc, i), filename, source, errors) for i, item in enumerate(node.value)]
     style_offset = 1 if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"') else 0
     source.text_start[loc] = (filename, node.start_mark.line + 1, node.start_mark.column + 1 + style_offset)
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc)
+        errors.append(SchemeError("bad_value", f"this value cannot be read: {problem}", *_mark(filename, node), format_path(loc)))
+        return None
 
 
 def _merge(parts: list[tuple[str, Any, SourceMap]]) -> tuple[Any, SourceMap, list[SchemeError]]:
