@@ -250,7 +250,7 @@ class _Work:
         self.seq += 1
         return f"{self.event.id}#{prefix}{self.seq}"
 
-    def earn(self, balance: str, part: str | None, amount: int, rule: str | None) -> None:
+    def earn(self, balance: str, part: str | None, amount: int, rule: str | None, kind: str = "earn") -> None:
         if amount <= 0:
             return
         program = self.program
@@ -270,7 +270,7 @@ class _Work:
             self.new_lots.append(lot.id)
         self.earned.append((balance, part, amount))
         self.effects.append(
-            Effect("earn", rule, balance, part, amount, lots_changed, repaid, expires_at, available_at)
+            Effect(kind, rule, balance, part, amount, lots_changed, repaid, expires_at, available_at)
         )
 
     def _expiry(self, kind: str, balance: str) -> datetime | None:
@@ -341,7 +341,7 @@ class _Work:
             shares[config.parts[-1]] += short
         return [(p, shares[p]) for p in config.parts if shares[p]]
 
-    def spend(self, balance: str, amount: int, rule: str | None, *, reward: str | None = None) -> None:
+    def spend(self, balance: str, amount: int, rule: str | None, *, reward: str | None = None, kind: str = "spend") -> None:
         """Spend from a balance the caller has checked is sufficient (or may go negative)."""
         config = self.program.balances[balance]
         for part, share in self.spend_plan(balance, amount):
@@ -352,7 +352,7 @@ class _Work:
             elif short:
                 raise AssertionError("spend beyond the balance; callers check first")
             self.effects.append(
-                Effect("spend", rule, balance, part, -share, tuple((i, -n) for i, n in taken), short, reward=reward)
+                Effect(kind, rule, balance, part, -share, tuple((i, -n) for i, n in taken), short, reward=reward)
             )
 
     # --- coupons, caps, tags ----------------------------------------------------------------
@@ -567,6 +567,8 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         _refund(program, work, event)
     elif event.type == "reward_redemption":
         _check_reward(program, work, event)
+    elif event.type == "adjustment":
+        _adjust(program, work, event)
 
     # 2. counters include the event
     today = work.day.toordinal() - EPOCH_ORDINAL
@@ -699,46 +701,8 @@ def _run_actions(
     campaign_budget: tuple[str, str, int] | None = None,
 ) -> None:
     """Check every action of a rule first, then apply them all: a rule fires whole or not at all."""
-    amounts: list[int] = []
-    for action in actions:
-        if action.amount is None:
-            amounts.append(0)
-            continue
-        try:
-            amount = _round(action.amount(data), action.rounding)
-        except EvalError as exc:
-            raise _Skip("expression_error", f"{action.kind} amount: {exc}") from None
-        if amount < 0:
-            raise _Skip("expression_error", f"{action.kind} amount is negative ({amount})")
-        amounts.append(amount)
-    scheme = program.scheme
-    spending: dict[str, int] = {}
-    coupons_wanted: dict[str, int] = {}
-    for action, amount in zip(actions, amounts, strict=True):
-        if action.kind == "award" and campaign_budget is not None and action.balance == campaign_budget[1]:
-            key = f"campaign:{campaign_budget[0]}"
-            if amount > work.remaining(key, campaign_budget[2]):
-                raise _Skip("budget_exhausted", f"campaign budget has {max(work.remaining(key, campaign_budget[2]), 0)} left, the rule needs {amount}")
-        elif action.kind == "deduct":
-            assert action.balance is not None
-            spending[action.balance] = spending.get(action.balance, 0) + amount
-            config = program.balances[action.balance]
-            if not config.allow_negative and spending[action.balance] > work.available(action.balance):
-                raise _Skip("insufficient_balance", f"{action.balance} is {work.available(action.balance)}, the rule deducts {spending[action.balance]}")
-        elif action.kind == "issue_coupon":
-            assert action.target is not None
-            policy = scheme.coupons[action.target]
-            coupons_wanted[action.target] = coupons_wanted.get(action.target, 0) + action.count
-            wanted = coupons_wanted[action.target]
-            if policy.budget is not None and wanted > work.remaining(f"coupon:{action.target}", policy.budget):
-                raise _Skip("budget_exhausted", f"coupon '{action.target}' budget of {policy.budget} is used up")
-            if policy.per_member is not None and work.held(action.target) + wanted > policy.per_member:
-                raise _Skip("member_cap_reached", f"the member already has {work.held(action.target)} of at most {policy.per_member} '{action.target}' coupons")
-        elif action.kind == "grant_reward":
-            assert action.target is not None
-            reward = scheme.rewards[action.target]
-            if reward.stock is not None and work.remaining(f"reward:{action.target}", reward.stock) < 1:
-                raise _Skip("out_of_stock", f"reward '{action.target}' is out of stock")
+    amounts = _amounts(actions, data, "")
+    _check_actions(program, work, actions, amounts, data, campaign_budget, {}, {})
     for action, amount in zip(actions, amounts, strict=True):
         kind = action.kind
         if kind == "award":
@@ -764,6 +728,67 @@ def _run_actions(
             work.set_tag(action.target, kind == "tag", rule)
         elif kind == "notify":
             work.effects.append(Effect("notify", rule, template=action.target, channel=action.channel))
+
+
+def _amounts(actions: tuple[CompiledAction, ...], data: Mapping[str, Any], prefix: str) -> list[int]:
+    amounts: list[int] = []
+    for action in actions:
+        if action.amount is None:
+            amounts.append(0)
+            continue
+        try:
+            amount = _round(action.amount(data), action.rounding)
+        except EvalError as exc:
+            raise _Skip("expression_error", f"{prefix}{action.kind} amount: {exc}") from None
+        if amount < 0:
+            raise _Skip("expression_error", f"{prefix}{action.kind} amount is negative ({amount})")
+        amounts.append(amount)
+    return amounts
+
+
+def _check_actions(
+    program: Program,
+    work: _Work,
+    actions: tuple[CompiledAction, ...],
+    amounts: list[int],
+    data: Mapping[str, Any],
+    campaign_budget: tuple[str, str, int] | None,
+    spending: dict[str, int],
+    coupons_wanted: dict[str, int],
+) -> None:
+    """Raise `_Skip` if an action cannot be applied. `spending` and `coupons_wanted` add up what
+    the actions checked so far need (a rule's own, and those of the rewards it grants)."""
+    scheme = program.scheme
+    for action, amount in zip(actions, amounts, strict=True):
+        if action.kind == "award" and campaign_budget is not None and action.balance == campaign_budget[1]:
+            key = f"campaign:{campaign_budget[0]}"
+            if amount > work.remaining(key, campaign_budget[2]):
+                raise _Skip("budget_exhausted", f"campaign budget has {max(work.remaining(key, campaign_budget[2]), 0)} left, the rule needs {amount}")
+        elif action.kind == "deduct":
+            assert action.balance is not None
+            spending[action.balance] = spending.get(action.balance, 0) + amount
+            config = program.balances[action.balance]
+            if not config.allow_negative and spending[action.balance] > work.available(action.balance):
+                raise _Skip("insufficient_balance", f"{action.balance} is {work.available(action.balance)}, the rule deducts {spending[action.balance]}")
+        elif action.kind == "issue_coupon":
+            assert action.target is not None
+            policy = scheme.coupons[action.target]
+            coupons_wanted[action.target] = coupons_wanted.get(action.target, 0) + action.count
+            wanted = coupons_wanted[action.target]
+            if policy.budget is not None and wanted > work.remaining(f"coupon:{action.target}", policy.budget):
+                raise _Skip("budget_exhausted", f"coupon '{action.target}' budget of {policy.budget} is used up")
+            if policy.per_member is not None and work.held(action.target) + wanted > policy.per_member:
+                raise _Skip("member_cap_reached", f"the member already has {work.held(action.target)} of at most {policy.per_member} '{action.target}' coupons")
+        elif action.kind == "grant_reward":
+            assert action.target is not None
+            reward = scheme.rewards[action.target]
+            if reward.stock is not None and work.remaining(f"reward:{action.target}", reward.stock) < 1:
+                raise _Skip("out_of_stock", f"reward '{action.target}' is out of stock")
+            # What the reward grants is checked too: a grant that cannot be made skips the whole
+            # rule, instead of failing after the rule's other actions were applied.
+            grants = program.reward_grants[action.target]
+            grant_amounts = _amounts(grants, data, f"reward '{action.target}' ")
+            _check_actions(program, work, grants, grant_amounts, data, None, spending, coupons_wanted)
 
 
 def _grant_reward(program: Program, work: _Work, reward_id: str, rule: str | None, data: Mapping[str, Any]) -> None:
@@ -863,6 +888,26 @@ def _redeem_coupons(program: Program, work: _Work, event: Event) -> None:
     work.coupons = [redeemed.get(c.id, c) for c in work._coupons()]
 
 
+def _adjust(program: Program, work: _Work, event: Event) -> None:
+    """A manual adjustment by support staff: units added as a new lot, or taken like a spend."""
+    balance, amount = event.attributes["balance"], event.attributes["amount"]
+    config = program.balances.get(balance)
+    if config is None:
+        raise _Refuse("unknown_balance", f"no balance '{balance}' (known: {', '.join(program.balances)})", "/attributes/balance")
+    if amount == 0:
+        raise _Refuse("zero_adjustment", "an adjustment of 0 changes nothing", "/attributes/amount")
+    if not event.attributes["reason"].strip():
+        raise _Refuse("missing_reason", "an adjustment needs a reason", "/attributes/reason")
+    if amount > 0:
+        part = config.parts[0] if config.parts else None
+        work.earn(balance, part, amount, None, kind="adjust")
+    else:
+        have = work.available(balance)
+        if -amount > have and not config.allow_negative:
+            raise _Refuse("insufficient_balance", f"{balance} is {have}; it cannot go below zero", "/attributes/amount")
+        work.spend(balance, -amount, None, kind="adjust")
+
+
 def _check_reward(program: Program, work: _Work, event: Event) -> None:
     reward_id = event.attributes["reward"]
     reward = program.scheme.rewards.get(reward_id)
@@ -924,7 +969,12 @@ def _reevaluate_tier(program: Program, work: _Work, data: Mapping[str, Any]) -> 
     if reached > current:
         target = program.levels[reached].id
         work.change_tier(target, "upgrade", None)
-        _run_actions(program, work, program.on_reach[target], f"tier:{target}", data)
+        try:
+            _run_actions(program, work, program.on_reach[target], f"tier:{target}", data)
+        except _Skip as skip:
+            # The upgrade stands; its on_reach actions (checked whole before any applies) do not.
+            if work.tracing:
+                work.trace.append(RuleTrace(f"tier:{target}", "skipped", skip.reason, detail=skip.detail))
     elif reached < current and tiers.downgrade.kind == "immediate":
         work.change_tier(program.levels[reached].id, "downgrade", None)
 

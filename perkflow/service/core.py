@@ -1,0 +1,47 @@
+"""The service: one object that the API, the CLI and the editor share, built from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from perkflow.storage import migrate
+from perkflow.storage.db import open_engine
+
+from .access import AccessService
+from .crypto import DataKeys, load_keys
+from .events import EventService
+from .members import MemberService
+from .versions import Versions
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Service:
+    def __init__(self, engine: Engine, keys: DataKeys, clock: Callable[[], datetime] = system_clock) -> None:
+        self.engine, self.clock = engine, clock
+        self.versions = Versions(engine, clock)
+        self.events = EventService(engine, self.versions, clock)
+        self.members = MemberService(engine, self.versions, self.events, keys, clock)
+        self.access = AccessService(engine, clock)
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether the database answers and its schema is at the newest migration."""
+        try:
+            if migrate.pending(self.engine):
+                return False, "migrations are pending: run `perkflow db upgrade`"
+        except Exception as exc:  # any failure to reach the database means not ready
+            return False, f"database unreachable: {type(exc).__name__}"
+        return True, "ok"
+
+
+def open_service(database_url: str, data_dir: Path, *, data_key: str | None = None, upgrade: bool = True, clock: Callable[[], datetime] = system_clock) -> Service:
+    engine = open_engine(database_url)
+    if upgrade:
+        migrate.upgrade(engine)
+    return Service(engine, load_keys(data_dir, data_key), clock)

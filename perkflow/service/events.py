@@ -1,0 +1,253 @@
+"""Applying an event: the pure engine's decision written in one transaction.
+
+The order inside the transaction: the event id is looked up first (a retry gets the stored
+answer); the member row is locked; time-driven events due before the event are applied and stored
+under their deterministic ids; the event is evaluated; budgets are claimed with guarded updates,
+and when one is found spent the event is evaluated again with that budget marked spent (bounded),
+so the trace shows the skip; then the event, ledger, lots, balances, coupons and outbox are written.
+A refused event writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from perkflow.engine import Decision, Event, MemberState, Program, due_events, evaluate, new_member, parse_event
+from perkflow.engine.events import parse_instant
+from perkflow.storage import tables as t
+
+from .audit import record
+from .problems import FieldError, Problem, conflict, invalid
+from .state_store import load_state, save_decision
+from .versions import Versions
+
+FUTURE_LIMIT = timedelta(minutes=5)
+BUDGET_RETRIES = 4
+
+
+@dataclass(frozen=True)
+class Applied:
+    status: int  # 201 when applied now, 200 for a retry or a dry run
+    body: dict[str, Any]
+
+
+def body_hash(raw: Mapping[str, Any]) -> str:
+    text = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _differences(old: Any, new: Any, pointer: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _differences(old.get(key), new.get(key), f"{pointer}/{key}")
+        return out
+    return [] if old == new else [pointer or "/"]
+
+
+def _event_problems(errors: list[Any]) -> Problem:
+    first = errors[0]
+    return invalid(first.message, [FieldError(e.pointer, e.code, e.message) for e in errors], code=first.code)
+
+
+class EventService:
+    def __init__(self, engine: Engine, versions: Versions, clock: Callable[[], datetime]) -> None:
+        self.engine, self.versions, self.clock = engine, versions, clock
+
+    def post(
+        self,
+        raw: Any,
+        *,
+        dry_run: bool = False,
+        stores: frozenset[str] | None = None,
+        source: str = "api",
+        audit: tuple[str, str, str, dict[str, Any]] | None = None,
+    ) -> Applied | Problem:
+        """Apply one event. `audit` (actor, action, target, detail) is recorded in the same
+        transaction when the event is applied, for events made on someone's behalf."""
+        if not isinstance(raw, dict):
+            return invalid("an event is a JSON object", [FieldError("", "wrong_type", "send a JSON object")], code="wrong_type")
+        occurred_at = parse_instant(raw.get("occurred_at"))
+        now = self.clock()
+        if occurred_at is not None and occurred_at > now + FUTURE_LIMIT:
+            return invalid(
+                "the event is in the future",
+                [FieldError("/occurred_at", "event_in_future", f"occurred_at is more than 5 minutes after the server's time {now.isoformat()}")],
+                code="event_in_future",
+            )
+        if stores is not None and raw.get("store") not in stores:
+            return Problem(403, "store_not_allowed", "Not allowed", "this API key may only post events of its own stores")
+        digest = body_hash(raw)
+        for _ in range(3):
+            try:
+                return self._post_once(raw, digest, occurred_at, now, dry_run, source, audit)
+            except IntegrityError:
+                # Another request created the same event or member first; the retry sees it.
+                continue
+        return conflict("busy", "the event could not be applied after retries; try again")
+
+    def _post_once(
+        self,
+        raw: dict[str, Any],
+        digest: str,
+        occurred_at: datetime | None,
+        now: datetime,
+        dry_run: bool,
+        source: str,
+        audit: tuple[str, str, str, dict[str, Any]] | None,
+    ) -> Applied | Problem:
+        with self.engine.begin() as conn:
+            stored = self._stored(conn, raw, digest)
+            if stored is not None:
+                return stored
+            if occurred_at is None:
+                event, errors = parse_event(raw, {})
+                return _event_problems(errors)
+            program = self.versions.in_force(conn, occurred_at)
+            if isinstance(program, Problem):
+                return program
+            event, errors = parse_event(raw, program.event_types)
+            if event is None:
+                return _event_problems(errors)
+            row = self._member_row(conn, event.member_id)
+            if row is None:
+                if event.type != "signup" and not program.scheme.auto_enroll:
+                    return invalid(
+                        f"no member '{event.member_id}'",
+                        [FieldError("/member_id", "unknown_member", "create the member first (PUT /api/v1/members/{id}) or post a signup event")],
+                        code="unknown_member",
+                    )
+                row = self._create_member(conn, event, program, now)
+            state = load_state(conn, row, program, self._earning_ids(event))
+            state = self._apply_due(conn, program, row["id"], state, event.occurred_at, now)
+            decision = self._decide(conn, program, state, event)
+            if decision.rejection is not None:
+                conn.rollback()
+                r = decision.rejection
+                return invalid(r.message, [FieldError(r.pointer, r.code, r.message)], code=r.code)
+            body = response_body(program, decision, event)
+            if dry_run:
+                conn.rollback()
+                return Applied(200, {**body, "dry_run": True})
+            self._store(conn, row["id"], state, decision, event, raw, digest, body, now, source)
+            if audit is not None:
+                record(conn, now, *audit)
+            return Applied(201, body)
+
+    def _stored(self, conn: Connection, raw: dict[str, Any], digest: str) -> Applied | Problem | None:
+        event_id = raw.get("id")
+        if not isinstance(event_id, str):
+            return None
+        row = conn.execute(select(t.events.c.body, t.events.c.body_hash, t.events.c.decision).where(t.events.c.id == event_id)).first()
+        if row is None:
+            return None
+        if row.body_hash != digest:
+            fields = _differences(row.body, raw)
+            return conflict(
+                "event_id_reused",
+                f"event '{event_id}' was already applied with a different body (differs at {', '.join(fields)})",
+                differing_fields=fields,
+            )
+        return Applied(200, row.decision)
+
+    def _member_row(self, conn: Connection, external_id: str) -> RowMapping | None:
+        query = select(t.members).where(t.members.c.external_id == external_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return conn.execute(query).mappings().first()
+
+    def _create_member(self, conn: Connection, event: Event, program: Program, now: datetime) -> RowMapping:
+        conn.execute(
+            insert(t.members).values(
+                external_id=event.member_id, home_store=event.store, joined_at=event.occurred_at,
+                tier=program.lowest_tier(), tier_since=event.occurred_at if program.lowest_tier() else None,
+                tags=[], attributes={}, counters={}, caps={}, rewards={}, created_at=now, updated_at=now,
+            )
+        )
+        row = self._member_row(conn, event.member_id)
+        assert row is not None
+        return row
+
+    @staticmethod
+    def _earning_ids(event: Event) -> list[str]:
+        original = event.attributes.get("original_event_id") if event.type == "refund" else None
+        return [original] if original else []
+
+    def _apply_due(
+        self, conn: Connection, program: Program, member_pk: int, state: MemberState, until: datetime, now: datetime
+    ) -> MemberState:
+        """Time-driven events due before the event, each under the version in force at its time."""
+        for due in due_events(program, state, until):
+            in_force = self.versions.in_force(conn, due.occurred_at)
+            due_program = in_force if isinstance(in_force, Program) else program
+            decision = evaluate(due_program, state, due)
+            raw = {
+                "id": due.id, "type": due.type, "member_id": due.member_id, "occurred_at": due.occurred_at.isoformat(),
+                "store": "", "channel": "system", "attributes": {},
+            }
+            body = response_body(due_program, decision, due)
+            self._store(conn, member_pk, state, decision, due, raw, body_hash(raw), body, now, "system")
+            state = decision.state
+        return state
+
+    def _decide(self, conn: Connection, program: Program, state: MemberState, event: Event) -> Decision:
+        used = {r.key: r.used for r in conn.execute(select(t.budgets.c.key, t.budgets.c.used))}
+        limits = {r.key: r.limit for r in conn.execute(select(t.budgets.c.key, t.budgets.c.limit))}
+        for _ in range(BUDGET_RETRIES):
+            decision = evaluate(program, state, event, used)
+            spent = self._claim(conn, decision.budget_uses)
+            if spent is None:
+                return decision
+            # Someone else used it up since the snapshot: mark it spent and decide again.
+            used[spent] = limits.get(spent, 0)
+        return evaluate(program, state, event, {**used, **{k: limits.get(k, 0) for k in decision.budget_uses}})
+
+    @staticmethod
+    def _claim(conn: Connection, uses: Mapping[str, int]) -> str | None:
+        """Claim every budget the decision uses; the key that could not be claimed, if any. Claims
+        made before a failed one are undone by the savepoint."""
+        if not uses:
+            return None
+        savepoint = conn.begin_nested()
+        for key, units in sorted(uses.items()):
+            claimed = conn.execute(
+                update(t.budgets)
+                .where(t.budgets.c.key == key, t.budgets.c.used + units <= t.budgets.c.limit)
+                .values(used=t.budgets.c.used + units)
+            )
+            if claimed.rowcount != 1:
+                savepoint.rollback()
+                return key
+        savepoint.commit()
+        return None
+
+    def _store(
+        self, conn: Connection, member_pk: int, before: MemberState, decision: Decision, event: Event,
+        raw: dict[str, Any], digest: str, body: dict[str, Any], now: datetime, source: str,
+    ) -> None:
+        conn.execute(
+            insert(t.events).values(
+                id=event.id, member_id=member_pk, external_member_id=event.member_id, type=event.type,
+                occurred_at=event.occurred_at, store=event.store, channel=event.channel, body=raw, body_hash=digest,
+                decision=body, version=decision.version, source=source, recorded_at=now,
+            )
+        )
+        save_decision(conn, member_pk, before, decision, event.occurred_at, now)
+
+
+def response_body(program: Program, decision: Decision, event: Event) -> dict[str, Any]:
+    """What an integrator gets back: the effects, the member after the event, the version, the trace."""
+    state = decision.state
+    body = decision.to_dict()
+    body["occurred_at"] = event.occurred_at.isoformat()
+    body["balances"] = {b: state.available(b, event.occurred_at) for b in program.balances}
+    body["tier"] = state.tier
+    return body

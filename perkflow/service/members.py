@@ -1,0 +1,190 @@
+"""Members: create or update by external id, read their state, page their ledger, adjust a balance."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from perkflow.engine.simulate import member_view
+from perkflow.storage import tables as t
+
+from .audit import record
+from .crypto import DataKeys, normalize_email, normalize_phone
+from .events import Applied, EventService
+from .problems import FieldError, Problem, invalid, not_found
+from .state_store import load_state
+from .versions import Versions
+
+PROFILE_FIELDS = {"phone", "email", "name", "birthday", "home_store", "tags", "attributes"}
+_TAG = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class MemberService:
+    def __init__(self, engine: Engine, versions: Versions, events: EventService, keys: DataKeys, clock: Callable[[], datetime]) -> None:
+        self.engine, self.versions, self.events, self.keys, self.clock = engine, versions, events, keys, clock
+
+    def _profile(self, body: Any) -> dict[str, Any] | Problem:
+        """The member columns a PUT sets, personal data encrypted; every wrong field reported."""
+        if not isinstance(body, dict):
+            return invalid("a member is a JSON object", [FieldError("", "wrong_type", "send a JSON object")], code="wrong_type")
+        errors = [FieldError(f"/{k}", "unknown_field", f"unknown field '{k}' (known: {', '.join(sorted(PROFILE_FIELDS))})") for k in body if k not in PROFILE_FIELDS]
+        values: dict[str, Any] = {}
+        kid = self.keys.current_id
+        if (phone := body.get("phone")) is not None:
+            normal = normalize_phone(phone) if isinstance(phone, str) else None
+            if normal is None:
+                errors.append(FieldError("/phone", "invalid_phone", "not a phone number (a Chinese mobile number, or +country code)"))
+            else:
+                values |= {"phone_cipher": self.keys.encrypt(normal, "phone"), "phone_index": self.keys.index("phone", normal), "key_id": kid}
+        if (email := body.get("email")) is not None:
+            normal = normalize_email(email) if isinstance(email, str) else None
+            if normal is None:
+                errors.append(FieldError("/email", "invalid_email", "not an email address"))
+            else:
+                values |= {"email_cipher": self.keys.encrypt(normal, "email"), "email_index": self.keys.index("email", normal), "key_id": kid}
+        if (name := body.get("name")) is not None:
+            if not isinstance(name, str) or len(name) > 200:
+                errors.append(FieldError("/name", "wrong_type", "a name is text of at most 200 characters"))
+            else:
+                values |= {"name_cipher": self.keys.encrypt(name, "name"), "key_id": kid}
+        if (birthday := body.get("birthday")) is not None:
+            try:
+                day = date.fromisoformat(birthday) if isinstance(birthday, str) else None
+            except ValueError:
+                day = None
+            if day is None:
+                errors.append(FieldError("/birthday", "wrong_type", "a birthday is a date such as 1990-05-17"))
+            else:
+                values |= {"birthday_cipher": self.keys.encrypt(day.isoformat(), "birthday"), "birthday_month": day.month, "birthday_day": day.day, "key_id": kid}
+        if (store := body.get("home_store")) is not None:
+            if not isinstance(store, str) or len(store) > 64:
+                errors.append(FieldError("/home_store", "wrong_type", "a store id is text of at most 64 characters"))
+            else:
+                values["home_store"] = store
+        if (tags := body.get("tags")) is not None:
+            if not isinstance(tags, list) or not all(isinstance(x, str) and _TAG.match(x) for x in tags):
+                errors.append(FieldError("/tags", "wrong_type", "tags are a list of names: lower case letters, digits and _"))
+            else:
+                values["tags"] = sorted(set(tags))
+        if (attributes := body.get("attributes")) is not None:
+            if not isinstance(attributes, dict) or not all(isinstance(v, str | int | bool) for v in attributes.values()):
+                errors.append(FieldError("/attributes", "wrong_type", "attributes map names to text, whole numbers or true/false"))
+            else:
+                values["attributes"] = attributes
+        if errors:
+            return invalid(errors[0].message, errors, code=errors[0].code)
+        return values
+
+    def put(self, external_id: str, body: Any, *, actor: str) -> tuple[int, dict[str, Any]] | Problem:
+        """Create the member, or update the fields given; 201 when created, 200 when updated."""
+        if not external_id or len(external_id) > 200:
+            return invalid("bad member id", [FieldError("", "wrong_type", "a member id is 1 to 200 characters")], code="wrong_type")
+        values = self._profile(body)
+        if isinstance(values, Problem):
+            return values
+        now = self.clock()
+        program = self.versions.active()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.members.c.id).where(t.members.c.external_id == external_id)).first()
+            if row is None:
+                lowest = program.lowest_tier() if program else None
+                conn.execute(
+                    insert(t.members).values(
+                        external_id=external_id, joined_at=now, tier=lowest, tier_since=now if lowest else None,
+                        counters={}, caps={}, rewards={}, created_at=now, updated_at=now,
+                        **{"tags": [], "attributes": {}, "home_store": "", **values},
+                    )
+                )
+                record(conn, now, actor, "member_created", external_id, {"fields": sorted(k for k in body)})
+                status = 201
+            else:
+                if values:
+                    conn.execute(update(t.members).where(t.members.c.id == row.id).values(updated_at=now, **values))
+                status = 200
+        view = self.get(external_id)
+        assert not isinstance(view, Problem)
+        return status, view
+
+    def get(self, external_id: str, *, stores: frozenset[str] | None = None) -> dict[str, Any] | Problem:
+        """Balances, lots with expiry, tier, coupons and counters; personal data is not in it."""
+        program = self.versions.active()
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.members).where(t.members.c.external_id == external_id)).mappings().first()
+            if row is None or (stores is not None and row["home_store"] not in stores):
+                return not_found("member", external_id)  # another store's member is simply not there
+            if program is None:
+                return {"id": external_id, "tier": row["tier"], "balances": {}}
+            state = load_state(conn, row, program)
+        view = member_view(program, state, self.clock())
+        view["balances"] = {b: state.balance(b) for b in program.balances}
+        return {"id": external_id, "status": row["status"], "home_store": row["home_store"], "joined_at": row["joined_at"].isoformat(), **view}
+
+    def find(self, *, phone: str | None = None, email: str | None = None) -> list[str]:
+        """External ids of the members with this phone or email, found through the blind index."""
+        query = select(t.members.c.external_id)
+        if phone is not None:
+            normal = normalize_phone(phone)
+            if normal is None:
+                return []
+            query = query.where(t.members.c.phone_index == self.keys.index("phone", normal))
+        elif email is not None:
+            normal = normalize_email(email)
+            if normal is None:
+                return []
+            query = query.where(t.members.c.email_index == self.keys.index("email", normal))
+        else:
+            return []
+        with self.engine.connect() as conn:
+            return [r.external_id for r in conn.execute(query)]
+
+    def ledger(self, external_id: str, *, after: int | None = None, limit: int = 50, stores: frozenset[str] | None = None) -> dict[str, Any] | Problem:
+        """Ledger rows, newest first, paged by a cursor (the last row id seen)."""
+        limit = max(1, min(limit, 500))
+        with self.engine.connect() as conn:
+            member = conn.execute(select(t.members.c.id, t.members.c.home_store).where(t.members.c.external_id == external_id)).first()
+            if member is None or (stores is not None and member.home_store not in stores):
+                return not_found("member", external_id)
+            query = select(t.ledger).where(t.ledger.c.member_id == member.id).order_by(t.ledger.c.id.desc()).limit(limit + 1)
+            if after is not None:
+                query = query.where(t.ledger.c.id < after)
+            rows = conn.execute(query).mappings().all()
+        page = rows[:limit]
+        return {
+            "items": [
+                {
+                    "id": r["id"], "event_id": r["event_id"], "balance": r["balance"], "part": r["part"], "kind": r["kind"],
+                    "amount": r["amount"], "rule": r["rule"], "version": r["version"], "occurred_at": r["occurred_at"].isoformat(),
+                }
+                for r in page
+            ],
+            "next": str(page[-1]["id"]) if len(rows) > limit else None,
+        }
+
+    def adjust(self, external_id: str, body: Any, *, actor: str, adjustment_id: str) -> Applied | Problem:
+        """A manual adjustment with a mandatory reason, applied as an event and audited."""
+        if not isinstance(body, dict):
+            return invalid("an adjustment is a JSON object", [FieldError("", "wrong_type", "send {balance, amount, reason}")], code="wrong_type")
+        unknown = [k for k in body if k not in ("balance", "amount", "reason")]
+        if unknown:
+            return invalid(f"unknown field '{unknown[0]}'", [FieldError(f"/{k}", "unknown_field", f"unknown field '{k}'") for k in unknown], code="unknown_field")
+        reason = body.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            return invalid("an adjustment needs a reason", [FieldError("/reason", "missing_reason", "say why the balance is adjusted")], code="missing_reason")
+        raw = {
+            "id": f"adjustment:{adjustment_id}",
+            "type": "adjustment",
+            "member_id": external_id,
+            "occurred_at": self.clock().isoformat(),
+            "channel": "support",
+            "attributes": {"balance": body.get("balance"), "amount": body.get("amount"), "reason": reason},
+        }
+        detail = {"event": raw["id"], "balance": body.get("balance"), "amount": body.get("amount"), "reason": reason}
+        result = self.events.post(raw, source="adjustment", audit=(actor, "balance_adjusted", external_id, detail))
+        if isinstance(result, Problem):
+            # The event's pointers are under /attributes; the adjustment body is flat.
+            return Problem(result.status, result.code, result.title, result.detail, tuple(FieldError(e.pointer.replace("/attributes", ""), e.code, e.message) for e in result.errors))
+        return result

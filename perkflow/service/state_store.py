@@ -1,0 +1,257 @@
+"""Reading a member's engine state from the tables and writing back what a decision changed.
+
+The write is a diff of two `MemberState`s (before and after the decision), so whatever the engine
+did to lots, coupons and counters lands exactly; the ledger rows come from the decision's effects.
+All in the caller's transaction, on SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, insert, select, update
+
+from perkflow.engine import Decision, Lot, MemberState, Program
+from perkflow.engine.evaluate import lot_order
+from perkflow.engine.state import Coupon, CounterState, Earning
+from perkflow.storage import tables as t
+
+
+def _counters_from_json(data: dict[str, Any]) -> dict[str, CounterState]:
+    return {
+        name: CounterState(
+            total=c.get("total", 0),
+            days=tuple((d, v) for d, v in c.get("days", [])),
+            last_day=c.get("last_day", 0),
+            streak=c.get("streak", 0),
+        )
+        for name, c in data.items()
+    }
+
+
+def _counters_to_json(counters: Iterable[tuple[str, CounterState]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, c in counters:
+        item: dict[str, Any] = {}
+        if c.total:
+            item["total"] = c.total
+        if c.days:
+            item["days"] = [list(x) for x in c.days]
+        if c.streak:
+            item["last_day"], item["streak"] = c.last_day, c.streak
+        out[name] = item
+    return out
+
+
+def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids: Iterable[str] = ()) -> MemberState:
+    """The engine's view of one member: lots with something left, debts, coupons, and the
+    earnings records the event needs (a refund's original purchase)."""
+    member_pk = row["id"]
+    by_balance: dict[str, list[Lot]] = {}
+    for lot in conn.execute(select(t.lots).where(t.lots.c.member_id == member_pk, t.lots.c.amount > 0)).mappings():
+        by_balance.setdefault(lot["balance"], []).append(
+            Lot(
+                lot["id"],
+                lot["balance"],
+                lot["amount"],
+                lot["earned_at"],
+                lot["expires_at"],
+                lot["part"],
+                lot["available_at"],
+                lot["source_event"],
+                lot["rule"],
+            )
+        )
+    lots = {
+        b: tuple(sorted(v, key=lot_order(program, b))) if b in program.balances else tuple(v) for b, v in by_balance.items()
+    }
+    debts = {
+        r.balance: r.debt
+        for r in conn.execute(select(t.member_balances).where(t.member_balances.c.member_id == member_pk, t.member_balances.c.debt > 0))
+    }
+    coupons = tuple(
+        Coupon(
+            c["id"], c["policy"], c["issued_at"], c["valid_from"], c["valid_until"], c["source_event"], c["rule"],
+            c["redeemed_at"], c["redeemed_by"], c["voided"],
+        )
+        for c in conn.execute(select(t.coupons).where(t.coupons.c.member_id == member_pk).order_by(t.coupons.c.issued_at, t.coupons.c.id)).mappings()
+    )
+    earnings: dict[str, Earning] = {}
+    ids = list(earning_ids)
+    if ids:
+        for e in conn.execute(select(t.earnings).where(t.earnings.c.event_id.in_(ids), t.earnings.c.member_id == member_pk)).mappings():
+            earnings[e["event_id"]] = Earning(
+                e["event_id"], e["event_type"], e["amount"], e["refunded"],
+                tuple((b, p, n) for b, p, n in e["earned"]), tuple(e["lots"]),
+            )
+    birthday = (row["birthday_month"], row["birthday_day"]) if row["birthday_month"] else None
+    return MemberState(
+        member_id=row["external_id"],
+        joined_at=row["joined_at"],
+        tier=row["tier"],
+        tier_since=row["tier_since"],
+        tier_review_at=row["tier_review_at"],
+        grace_until=row["grace_until"],
+        tags=frozenset(row["tags"] or ()),
+        home_store=row["home_store"],
+        birthday=birthday,
+        lots=lots,
+        debts=debts,
+        counters=_counters_from_json(row["counters"] or {}),
+        coupons=coupons,
+        caps={k: (v[0], v[1]) for k, v in (row["caps"] or {}).items()},
+        earnings=earnings,
+        rewards=dict(row["rewards"] or {}),
+        last_event_at=row["last_event_at"],
+    )
+
+
+def save_decision(
+    conn: Connection, member_pk: int, before: MemberState, decision: Decision, occurred_at: datetime, now: datetime
+) -> None:
+    """Write what the decision changed: ledger rows, lots, debts and totals, coupons, earnings,
+    tier history, notifications, and the member row."""
+    after = decision.state
+    rows = [
+        {
+            "member_id": member_pk,
+            "event_id": decision.event_id,
+            "balance": e.balance,
+            "part": e.part,
+            "kind": e.kind,
+            "amount": e.amount,
+            "debt": e.debt,
+            "lots": [list(x) for x in e.lots],
+            "rule": e.rule,
+            "version": decision.version,
+            "occurred_at": occurred_at,
+            "recorded_at": now,
+        }
+        for e in decision.effects
+        if e.balance is not None
+    ]
+    if rows:
+        conn.execute(insert(t.ledger), rows)
+    _save_lots(conn, member_pk, before, after)
+    _save_balances(conn, member_pk, before, after, {e.balance for e in decision.effects if e.balance})
+    _save_coupons(conn, member_pk, before, after)
+    _save_earnings(conn, member_pk, before, after)
+    history = [
+        {"member_id": member_pk, "event_id": decision.event_id, "from_tier": e.previous_tier, "to_tier": e.tier, "reason": e.reason or "", "at": occurred_at}
+        for e in decision.effects
+        if e.kind == "tier_changed"
+    ]
+    if history:
+        conn.execute(insert(t.tier_history), history)
+    notes = [
+        {
+            "kind": "notification",
+            "member_id": member_pk,
+            "event_id": decision.event_id,
+            "payload": {"template": e.template, "channel": e.channel, "variables": dict(e.variables), "member": after.member_id},
+            "created_at": now,
+            "next_attempt_at": now,
+        }
+        for e in decision.effects
+        if e.kind == "notify"
+    ]
+    if notes:
+        conn.execute(insert(t.outbox), notes)
+    conn.execute(
+        update(t.members)
+        .where(t.members.c.id == member_pk)
+        .values(
+            tier=after.tier,
+            tier_since=after.tier_since,
+            tier_review_at=after.tier_review_at,
+            grace_until=after.grace_until,
+            tags=sorted(after.tags),
+            counters=_counters_to_json(after.counters.items()),
+            caps={k: list(v) for k, v in after.caps.items()},
+            rewards=dict(after.rewards),
+            last_event_at=after.last_event_at,
+            updated_at=now,
+        )
+    )
+
+
+def _save_lots(conn: Connection, member_pk: int, before: MemberState, after: MemberState) -> None:
+    old = {lot.id: lot for lots in before.lots.values() for lot in lots}
+    new = {lot.id: lot for lots in after.lots.values() for lot in lots}
+    fresh = [
+        {
+            "id": lot.id,
+            "member_id": member_pk,
+            "balance": lot.balance,
+            "part": lot.part,
+            "amount": lot.amount,
+            "original": lot.amount,
+            "earned_at": lot.earned_at,
+            "expires_at": lot.expires_at,
+            "available_at": lot.available_at,
+            "source_event": lot.source,
+            "rule": lot.rule,
+        }
+        for lot_id, lot in new.items()
+        if lot_id not in old
+    ]
+    if fresh:
+        conn.execute(insert(t.lots), fresh)
+    for lot_id, lot in old.items():
+        amount = new[lot_id].amount if lot_id in new else 0
+        if amount != lot.amount:
+            conn.execute(update(t.lots).where(t.lots.c.id == lot_id).values(amount=amount))
+
+
+def _save_balances(conn: Connection, member_pk: int, before: MemberState, after: MemberState, touched: set[str | None]) -> None:
+    for balance in touched:
+        if balance is None:
+            continue
+        values = {"total": after.balance(balance), "debt": after.debts.get(balance, 0)}
+        done = conn.execute(
+            update(t.member_balances)
+            .where(t.member_balances.c.member_id == member_pk, t.member_balances.c.balance == balance)
+            .values(**values)
+        )
+        if done.rowcount == 0:
+            conn.execute(insert(t.member_balances).values(member_id=member_pk, balance=balance, **values))
+
+
+def _save_coupons(conn: Connection, member_pk: int, before: MemberState, after: MemberState) -> None:
+    if before.coupons is after.coupons:
+        return
+    old = {c.id: c for c in before.coupons}
+    for coupon in after.coupons:
+        previous = old.get(coupon.id)
+        if previous is None:
+            conn.execute(
+                insert(t.coupons).values(
+                    id=coupon.id, member_id=member_pk, policy=coupon.policy, issued_at=coupon.issued_at,
+                    valid_from=coupon.valid_from, valid_until=coupon.valid_until, source_event=coupon.source,
+                    rule=coupon.rule, redeemed_at=coupon.redeemed_at, redeemed_by=coupon.redeemed_by, voided=coupon.voided,
+                )
+            )
+        elif previous != coupon:
+            conn.execute(
+                update(t.coupons)
+                .where(t.coupons.c.id == coupon.id)
+                .values(redeemed_at=coupon.redeemed_at, redeemed_by=coupon.redeemed_by, voided=coupon.voided)
+            )
+
+
+def _save_earnings(conn: Connection, member_pk: int, before: MemberState, after: MemberState) -> None:
+    if before.earnings is after.earnings:
+        return
+    for event_id, earning in after.earnings.items():
+        previous = before.earnings.get(event_id)
+        if previous is None:
+            conn.execute(
+                insert(t.earnings).values(
+                    event_id=event_id, member_id=member_pk, event_type=earning.event_type, amount=earning.amount,
+                    refunded=earning.refunded, earned=[list(x) for x in earning.earned], lots=list(earning.lots),
+                )
+            )
+        elif previous != earning:
+            conn.execute(update(t.earnings).where(t.earnings.c.event_id == event_id).values(refunded=earning.refunded))

@@ -1,0 +1,255 @@
+"""Scheme versions: publish (through four eyes), approve, list, fetch, roll back; the version in force.
+
+A published version is immutable. Its number counts up per scheme; its content is canonical JSON
+and its hash is the content hash of rules/canonical.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from perkflow.engine import Program, compile
+from perkflow.rules import Scheme, canonical_json, content_hash, loads, to_yaml
+from perkflow.storage import tables as t
+
+from .audit import record
+from .problems import FieldError, Problem, conflict, forbidden, invalid, not_found
+
+
+@dataclass(frozen=True)
+class Version:
+    id: int
+    scheme_id: str
+    number: int | None
+    status: str
+    hash: str
+    author: str
+    approver: str | None
+    comment: str
+    effective_at: datetime | None
+    created_at: datetime
+    published_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "scheme_id": self.scheme_id,
+            "number": self.number,
+            "status": self.status,
+            "hash": self.hash,
+            "author": self.author,
+            "approver": self.approver,
+            "comment": self.comment,
+            "effective_at": self.effective_at.isoformat() if self.effective_at else None,
+            "created_at": self.created_at.isoformat(),
+            "published_at": self.published_at.isoformat() if self.published_at else None,
+        }
+
+
+def _version(row: Any) -> Version:
+    return Version(
+        row.id, row.scheme_id, row.number, row.status, row.hash, row.author, row.approver, row.comment,
+        row.effective_at, row.created_at, row.published_at,
+    )
+
+
+class Versions:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.clock = clock
+        self._programs: dict[str, Program] = {}
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def program(self, content_hash_: str, content: str) -> Program:
+        """The compiled program of a stored version, compiled once per process."""
+        program = self._programs.get(content_hash_)
+        if program is None:
+            loaded = loads(content, f"version {content_hash_[:19]}")
+            assert loaded.scheme is not None, loaded.errors  # only valid schemes are ever stored
+            program = compile(loaded.scheme)
+            self._programs[content_hash_] = program
+        return program
+
+    def in_force(self, conn: Connection, at: datetime) -> Program | Problem:
+        """The published version whose effective time is the latest at or before `at`. The first
+        version is in force from the beginning: history older than it is imported under it."""
+        published = select(t.scheme_versions.c.hash, t.scheme_versions.c.content).where(t.scheme_versions.c.status == "published")
+        row = conn.execute(
+            published.where(t.scheme_versions.c.effective_at <= at)
+            .order_by(t.scheme_versions.c.effective_at.desc(), t.scheme_versions.c.number.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            row = conn.execute(published.order_by(t.scheme_versions.c.number).limit(1)).first()
+        if row is None:
+            return Problem(
+                422, "no_scheme_in_force", "No scheme in force",
+                "no scheme version has been published yet", (FieldError("/occurred_at", "no_scheme_in_force", "publish a scheme first"),),
+            )
+        return self.program(row.hash, row.content)
+
+    def active(self) -> Program | None:
+        with self.engine.connect() as conn:
+            result = self.in_force(conn, self.clock())
+        return result if isinstance(result, Program) else None
+
+    def list(self, *, status: str | None = None) -> list[Version]:
+        query = select(t.scheme_versions).order_by(t.scheme_versions.c.id)
+        if status:
+            query = query.where(t.scheme_versions.c.status == status)
+        with self.engine.connect() as conn:
+            return [_version(r) for r in conn.execute(query)]
+
+    def find(self, ref: str) -> tuple[Version, str] | Problem:
+        """A version by number (`3` or `v:3`), by id (`id:7`) or by content hash."""
+        query = select(t.scheme_versions)
+        text = ref.removeprefix("v:")
+        if text.isdigit():
+            query = query.where(t.scheme_versions.c.number == int(text))
+        elif ref.startswith("id:") and ref[3:].isdigit():
+            query = query.where(t.scheme_versions.c.id == int(ref[3:]))
+        else:
+            query = query.where(t.scheme_versions.c.hash == ref).order_by(t.scheme_versions.c.id.desc())
+        with self.engine.connect() as conn:
+            row = conn.execute(query.limit(1)).first()
+        if row is None:
+            return not_found("version", ref)
+        return _version(row), row.content
+
+    def yaml(self, ref: str) -> str | Problem:
+        found = self.find(ref)
+        if isinstance(found, Problem):
+            return found
+        loaded = loads(found[1])
+        assert loaded.scheme is not None
+        return to_yaml(loaded.scheme)
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def submit(
+        self, text: str, *, author: str, comment: str = "", effective_at: datetime | None = None, filename: str = "scheme"
+    ) -> Version | Problem:
+        """Check a scheme and store it as a new version. While the scheme requires approval (the
+        default), it waits as `submitted` for someone other than its author; otherwise it is
+        published at once. An invalid scheme is refused with every error located."""
+        loaded = loads(text, filename)
+        if loaded.scheme is None or loaded.errors:
+            return invalid(
+                f"the scheme has {len(loaded.errors)} error(s)",
+                [FieldError("/" + e.path.replace(".", "/").replace("[", "/").replace("]", ""), e.code, e.render()) for e in loaded.errors],
+                code="invalid_scheme",
+            )
+        scheme = loaded.scheme
+        now = self.clock()
+        with self.engine.begin() as conn:
+            removed = _removed_state(conn, scheme)
+            if removed:
+                return removed
+            exists = conn.execute(select(t.schemes).where(t.schemes.c.id == scheme.id)).first()
+            if exists is None:
+                conn.execute(insert(t.schemes).values(id=scheme.id, require_approval=scheme.governance.require_approval, created_at=now))
+            other = conn.execute(select(t.schemes.c.id).where(t.schemes.c.id != scheme.id)).first()
+            if other is not None:
+                return conflict("other_scheme", f"this deployment runs scheme '{other.id}'; a scheme's id cannot change")
+            result = conn.execute(
+                insert(t.scheme_versions).values(
+                    scheme_id=scheme.id, status="submitted", hash=content_hash(scheme), content=canonical_json(scheme),
+                    revision=1, author=author, comment=comment, effective_at=effective_at, created_at=now,
+                )
+            )
+            version_id = result.inserted_primary_key[0]
+            record(conn, now, author, "version_submitted", f"id:{version_id}", {"hash": content_hash(scheme), "comment": comment})
+            if not scheme.governance.require_approval:
+                record(conn, now, author, "approval_not_required", f"id:{version_id}", {"scheme": scheme.id})
+                self._publish(conn, version_id, approver=author, now=now)
+        found = self.find(f"id:{version_id}")
+        assert not isinstance(found, Problem)
+        return found[0]
+
+    def approve(self, version_id: int, *, approver: str) -> Version | Problem:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.scheme_versions).where(t.scheme_versions.c.id == version_id)).first()
+            if row is None:
+                return not_found("version", f"id:{version_id}")
+            if row.status != "submitted":
+                return conflict("not_submitted", f"version id:{version_id} is {row.status}, not waiting for approval")
+            if row.author == approver:
+                return forbidden("four eyes: the author of a version cannot approve it")
+            self._publish(conn, version_id, approver=approver, now=now)
+        found = self.find(f"id:{version_id}")
+        assert not isinstance(found, Problem)
+        return found[0]
+
+    def send_back(self, version_id: int, *, approver: str, comment: str) -> Version | Problem:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.scheme_versions).where(t.scheme_versions.c.id == version_id)).first()
+            if row is None:
+                return not_found("version", f"id:{version_id}")
+            if row.status != "submitted":
+                return conflict("not_submitted", f"version id:{version_id} is {row.status}, not waiting for approval")
+            conn.execute(update(t.scheme_versions).where(t.scheme_versions.c.id == version_id).values(status="returned", approver=approver))
+            record(conn, now, approver, "version_returned", f"id:{version_id}", {"comment": comment})
+        found = self.find(f"id:{version_id}")
+        assert not isinstance(found, Problem)
+        return found[0]
+
+    def rollback(self, number: int, *, author: str, comment: str = "") -> Version | Problem:
+        """Publish the content of an earlier version as a new version (four eyes apply)."""
+        found = self.find(str(number))
+        if isinstance(found, Problem):
+            return found
+        version, content = found
+        if version.status != "published":
+            return conflict("not_published", f"version {number} was never published")
+        return self.submit(content, author=author, comment=comment or f"roll back to version {number}", filename=f"v{number}")
+
+    def _publish(self, conn: Connection, version_id: int, *, approver: str, now: datetime) -> None:
+        row = conn.execute(select(t.scheme_versions).where(t.scheme_versions.c.id == version_id)).one()
+        number = (conn.execute(select(func.max(t.scheme_versions.c.number)).where(t.scheme_versions.c.scheme_id == row.scheme_id)).scalar() or 0) + 1
+        effective_at = row.effective_at or now
+        conn.execute(
+            update(t.scheme_versions)
+            .where(t.scheme_versions.c.id == version_id)
+            .values(status="published", number=number, approver=approver, published_at=now, effective_at=effective_at)
+        )
+        conn.execute(update(t.schemes).where(t.schemes.c.id == row.scheme_id).values(active_version=number))
+        scheme = Scheme.model_validate(json.loads(row.content))
+        _ensure_budgets(conn, scheme)
+        record(conn, now, approver, "version_published", f"v:{number}", {"hash": row.hash, "author": row.author, "id": version_id})
+
+
+def _ensure_budgets(conn: Connection, scheme: Scheme) -> None:
+    """One budget row per limited thing; a new version may change a limit but never `used`."""
+    limits = {f"coupon:{k}": p.budget for k, p in scheme.coupons.items() if p.budget is not None}
+    limits |= {f"reward:{k}": r.stock for k, r in scheme.rewards.items() if r.stock is not None}
+    limits |= {f"campaign:{c.id}": c.budget.limit for c in scheme.campaigns if c.budget is not None}
+    for key, limit in limits.items():
+        done = conn.execute(update(t.budgets).where(t.budgets.c.key == key).values(limit=limit))
+        if done.rowcount == 0:
+            conn.execute(insert(t.budgets).values(key=key, limit=limit, used=0))
+
+
+def _removed_state(conn: Connection, scheme: Scheme) -> Problem | None:
+    """A balance that members still hold cannot silently disappear from the scheme."""
+    held = conn.execute(
+        select(t.member_balances.c.balance, func.count())
+        .where(t.member_balances.c.total != 0)
+        .group_by(t.member_balances.c.balance)
+    ).all()
+    gone = [(balance, count) for balance, count in held if balance not in scheme.balances]
+    if not gone:
+        return None
+    return invalid(
+        "the new version removes balances that members still hold",
+        [FieldError(f"/balances/{b}", "balance_still_held", f"{n} member(s) still hold '{b}': keep it, or move their state first") for b, n in gone],
+        code="state_still_held",
+    )

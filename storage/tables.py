@@ -1,0 +1,334 @@
+"""The database tables, designed once for every part of the product.
+
+SQLAlchemy Core on SQLite and PostgreSQL alike. Instants are stored in UTC. Money and points
+are integers. Personal data lives only in the `*_cipher` columns (AES-GCM) with keyed blind
+indexes for lookup; the birthday's month and day are kept apart so the scheduler never decrypts.
+Migrations (storage/migrations) only add; a removal takes two releases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware in Python, UTC in the database (SQLite has no timezone type)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: pass an aware instant")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+schemes = Table(
+    "schemes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("active_version", Integer, nullable=True),
+    Column("require_approval", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+scheme_versions = Table(
+    "scheme_versions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("scheme_id", String(64), ForeignKey("schemes.id"), nullable=False),
+    Column("number", Integer, nullable=True),  # set when published; drafts have none
+    Column("status", String(16), nullable=False),  # draft, submitted, published, returned
+    Column("hash", String(80), nullable=False),
+    Column("content", Text, nullable=False),  # canonical JSON, what the hash covers
+    Column("revision", Integer, nullable=False, default=1),  # drafts: bumped on each save
+    Column("author", String(200), nullable=False),
+    Column("approver", String(200), nullable=True),
+    Column("comment", Text, nullable=False, default=""),
+    Column("effective_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime, nullable=True),
+    UniqueConstraint("scheme_id", "number"),
+    Index(None, "scheme_id", "status"),
+)
+
+stores = Table(
+    "stores",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("external_id", String(200), nullable=False, unique=True),
+    Column("status", String(16), nullable=False, default="active"),  # active, merged, erased
+    Column("merged_into", BigInteger, nullable=True),
+    Column("home_store", String(64), nullable=False, default=""),
+    Column("joined_at", UTCDateTime, nullable=False),
+    Column("tags", Json, nullable=False, default=list),
+    Column("attributes", Json, nullable=False, default=dict),
+    # personal data: ciphertext and keyed blind indexes only
+    Column("key_id", String(32), nullable=True),
+    Column("phone_cipher", LargeBinary, nullable=True),
+    Column("phone_index", String(64), nullable=True, index=True),
+    Column("email_cipher", LargeBinary, nullable=True),
+    Column("email_index", String(64), nullable=True, index=True),
+    Column("name_cipher", LargeBinary, nullable=True),
+    Column("birthday_cipher", LargeBinary, nullable=True),
+    Column("birthday_month", Integer, nullable=True),
+    Column("birthday_day", Integer, nullable=True),
+    # engine state that is not lots, coupons or earnings
+    Column("tier", String(64), nullable=True),
+    Column("tier_since", UTCDateTime, nullable=True),
+    Column("tier_review_at", UTCDateTime, nullable=True),
+    Column("grace_until", UTCDateTime, nullable=True),
+    Column("counters", Json, nullable=False, default=dict),
+    Column("caps", Json, nullable=False, default=dict),
+    Column("rewards", Json, nullable=False, default=dict),
+    Column("last_event_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "birthday_month", "birthday_day"),
+    Index(None, "home_store"),
+)
+
+member_balances = Table(
+    "member_balances",
+    metadata,
+    Column("member_id", BigInteger, ForeignKey("members.id"), primary_key=True),
+    Column("balance", String(40), primary_key=True),
+    Column("total", BigInteger, nullable=False, default=0),  # lots less debt, as in the ledger
+    Column("debt", BigInteger, nullable=False, default=0),
+)
+
+lots = Table(
+    "lots",
+    metadata,
+    Column("id", String(260), primary_key=True),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("balance", String(40), nullable=False),
+    Column("part", String(40), nullable=True),
+    Column("amount", BigInteger, nullable=False),  # what is left; a spent lot is kept at 0
+    Column("original", BigInteger, nullable=False),
+    Column("earned_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("available_at", UTCDateTime, nullable=True),
+    Column("source_event", String(200), nullable=False),
+    Column("rule", String(200), nullable=True),
+    Index(None, "member_id", "balance"),
+    Index(None, "expires_at"),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("balance", String(40), nullable=False),
+    Column("part", String(40), nullable=True),
+    Column("kind", String(16), nullable=False),  # earn, spend, expire, clawback, adjust, opening
+    Column("amount", BigInteger, nullable=False),  # signed change of the balance
+    Column("debt", BigInteger, nullable=False, default=0),
+    Column("lots", Json, nullable=False, default=list),  # [[lot id, units], ...]
+    Column("rule", String(200), nullable=True),
+    Column("version", String(80), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Index(None, "member_id", "id"),
+    Index(None, "occurred_at"),
+)
+
+earnings = Table(
+    "earnings",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("event_type", String(40), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("refunded", BigInteger, nullable=False, default=0),
+    Column("earned", Json, nullable=False),  # [[balance, part, units], ...]
+    Column("lots", Json, nullable=False),
+)
+
+coupons = Table(
+    "coupons",
+    metadata,
+    Column("id", String(260), primary_key=True),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("policy", String(64), nullable=False),
+    Column("code", String(64), nullable=True, unique=True),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_until", UTCDateTime, nullable=False),
+    Column("source_event", String(200), nullable=False),
+    Column("rule", String(200), nullable=True),
+    Column("redeemed_at", UTCDateTime, nullable=True),
+    Column("redeemed_by", String(200), nullable=True),
+    Column("voided", Boolean, nullable=False, default=False),
+    Index(None, "member_id"),
+    Index(None, "policy"),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("key", String(200), primary_key=True),  # coupon:<policy>, reward:<id>, campaign:<id>
+    Column("limit", BigInteger, nullable=False),
+    Column("used", BigInteger, nullable=False, default=0),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=True),
+    Column("external_member_id", String(200), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("store", String(64), nullable=False, default=""),
+    Column("channel", String(64), nullable=False, default=""),
+    Column("body", Json, nullable=False),  # the event as posted, for idempotency and replay
+    Column("body_hash", String(64), nullable=False),
+    Column("decision", Json, nullable=False),  # effects, trace, balances and tier after
+    Column("version", String(80), nullable=False),
+    Column("source", String(16), nullable=False),  # api, system, import
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Index(None, "member_id", "occurred_at"),
+    Index(None, "occurred_at"),
+)
+
+tier_history = Table(
+    "tier_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("from_tier", String(64), nullable=True),
+    Column("to_tier", String(64), nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "member_id", "at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(40), nullable=False),  # notification, points_changed, tier_changed, coupon_issued...
+    Column("member_id", BigInteger, nullable=True),
+    Column("event_id", String(200), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),  # pending, delivered, dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Index(None, "status", "next_attempt_at"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("principal", String(200), primary_key=True),  # the API key or user that sent it
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=True),  # None while the first request runs
+    Column("response", Json, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("username", String(200), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("roles", Json, nullable=False, default=list),
+    Column("stores", Json, nullable=False, default=list),
+    Column("locale", String(8), nullable=False, default="zh-CN"),
+    Column("failed_attempts", Integer, nullable=False, default=0),
+    Column("locked_until", UTCDateTime, nullable=True),
+    Column("must_change_password", Boolean, nullable=False, default=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),  # the public part shown in lists: pk_...
+    Column("secret_hash", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("scopes", Json, nullable=False),
+    Column("stores", Json, nullable=True),  # None: every store
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),  # publish, approve, rollback, adjust, merge, key_create...
+    Column("target", String(200), nullable=False),
+    Column("detail", Json, nullable=False),  # never personal data: members are named by id
+    Column("prev_hash", String(80), nullable=False),
+    Column("hash", String(80), nullable=False),
+)
