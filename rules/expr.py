@@ -30,9 +30,11 @@ from __future__ import annotations
 import ast
 import decimal
 import difflib
+import io
 import math
 import operator
 import re
+import tokenize
 import types
 import warnings
 from collections.abc import Callable, Mapping
@@ -68,7 +70,7 @@ MAX_INT_DIGITS = 1000  # largest int a power or a Decimal-to-int conversion may 
 MAX_ROUND_DIGITS = 28  # round(x, n) needs |n| <= this: finer than the precision means nothing
 
 
-class Type(str, Enum):
+class Type(str, Enum):  # noqa: UP042 - the agreed API; StrEnum would also change str(Type.X)
     NUMBER = "number"  # int or decimal.Decimal, never float
     BOOL = "bool"
     STR = "str"
@@ -90,6 +92,8 @@ class EvalError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Expr:
+    """A checked, compiled expression. Call it with the data; hot loops may call `fn` directly."""
+
     source: str
     result_type: Type
     names: tuple[str, ...]  # dotted names read, in first-read order
@@ -119,7 +123,6 @@ _DECIMAL = decimal.Context(
     flags=[],
     traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
 )
-_SEQUENCES = (str, tuple, list)
 _TYPE_NAMES: dict[type, str] = {
     bool: "bool",
     int: "int",
@@ -149,17 +152,25 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | Decimal)  # bool is an int, as in Python
 
 
+# Each operator accepts numbers (int, bool, Decimal) and, for + and *, text; anything else that
+# reaches it through an ANY value (None, a list of tags) is refused with the same message shape.
+# Ints stay ints; as soon as a Decimal takes part the private context does the arithmetic.
+
+
 def _add(a: Any, b: Any) -> Any:
     if type(a) is int and type(b) is int:
         return a + b
     if type(a) is Decimal or type(b) is Decimal:
         try:
-            return _DECIMAL.add(a, b)
+            return _DECIMAL.add(a, b)  # takes ints and Decimals, refuses everything else
         except TypeError:
             raise _unsupported("+", a, b) from None
-    if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    if type(a) is str and type(b) is str:
         _check_length(len(a) + len(b))
-    return a + b
+        return a + b
+    raise _unsupported("+", a, b)
 
 
 def _sub(a: Any, b: Any) -> Any:
@@ -170,7 +181,9 @@ def _sub(a: Any, b: Any) -> Any:
             return _DECIMAL.subtract(a, b)
         except TypeError:
             raise _unsupported("-", a, b) from None
-    return a - b
+    if isinstance(a, int) and isinstance(b, int):
+        return a - b
+    raise _unsupported("-", a, b)
 
 
 def _mul(a: Any, b: Any) -> Any:
@@ -181,12 +194,16 @@ def _mul(a: Any, b: Any) -> Any:
             return _DECIMAL.multiply(a, b)
         except TypeError:
             raise _unsupported("*", a, b) from None
+    if isinstance(a, int) and isinstance(b, int):
+        return a * b
     # Repetition is checked before it allocates: "a" * 10**9 must fail fast, not exhaust memory.
-    if isinstance(a, _SEQUENCES) and isinstance(b, int):
+    if type(a) is str and isinstance(b, int):
         _check_length(len(a) * b)
-    elif isinstance(b, _SEQUENCES) and isinstance(a, int):
+        return a * b
+    if type(b) is str and isinstance(a, int):
         _check_length(len(b) * a)
-    return a * b
+        return a * b
+    raise _unsupported("*", a, b)
 
 
 def _truediv(a: Any, b: Any) -> Decimal:
@@ -201,39 +218,41 @@ def _truediv(a: Any, b: Any) -> Decimal:
         raise
 
 
-def _decimal_operands(symbol: str, a: Any, b: Any) -> None:
+def _division_operands(symbol: str, a: Any, b: Any) -> None:
     if not (_is_number(a) and _is_number(b)):
-        raise _unsupported(symbol, a, b)
+        raise _unsupported(symbol, a, b)  # str % x would be printf-style formatting
     if b == 0:
         raise EvalError("division by zero")
 
 
+def _decimal_divmod(symbol: str, a: Any, b: Any) -> tuple[Decimal, Decimal]:
+    try:
+        return _DECIMAL.divmod(a, b)
+    except decimal.InvalidOperation:  # the integral quotient would need more than 28 digits
+        raise EvalError(f"number too large for '{symbol}'") from None
+
+
 def _floordiv(a: Any, b: Any) -> Any:
-    if type(a) is int and type(b) is int:
+    if type(a) is int and type(b) is int and b:
         return a // b
+    _division_operands("//", a, b)
     if type(a) is Decimal or type(b) is Decimal:
-        _decimal_operands("//", a, b)
-        quotient, remainder = _DECIMAL.divmod(a, b)
-        # decimal truncates towards zero; floor like ints so the result never depends on whether
-        # an operand happened to be a Decimal.
+        quotient, remainder = _decimal_divmod("//", a, b)
+        # decimal truncates towards zero; floor as ints do, so that a result never depends on
+        # whether an operand happened to be a Decimal.
         if remainder and (remainder < 0) != (b < 0):
             quotient = _DECIMAL.subtract(quotient, 1)
         return quotient
-    if isinstance(a, str) or isinstance(b, str):
-        raise _unsupported("//", a, b)
     return a // b
 
 
 def _mod(a: Any, b: Any) -> Any:
-    if type(a) is int and type(b) is int:
+    if type(a) is int and type(b) is int and b:
         return a % b
-    if isinstance(a, str) or isinstance(b, str):
-        # str % x is printf-style formatting, not arithmetic.
-        raise _unsupported("%", a, b)
+    _division_operands("%", a, b)
     if type(a) is Decimal or type(b) is Decimal:
-        _decimal_operands("%", a, b)
-        remainder = _DECIMAL.remainder(a, b)
-        if remainder and (remainder < 0) != (b < 0):
+        _, remainder = _decimal_divmod("%", a, b)
+        if remainder and (remainder < 0) != (b < 0):  # the sign of the divisor, as for ints
             remainder = _DECIMAL.add(remainder, b)
         return remainder
     return a % b
@@ -244,10 +263,15 @@ def _pow(a: Any, b: Any) -> Any:
         raise _unsupported("**", a, b)
     if b > MAX_POWER or b < -MAX_POWER:
         raise EvalError("power too large")
+    if b < 0 and a == 0:  # decimal answers Infinity without signalling: never let it through
+        raise EvalError("division by zero")
     if type(a) is Decimal or type(b) is Decimal or b < 0:
         # Decimal results are bounded by the context (overflow is an error). A negative int
         # exponent goes this way too: 2 ** -1 must be Decimal("0.5"), never the float 0.5.
-        return _DECIMAL.power(a, b)
+        try:
+            return _DECIMAL.power(a, b)
+        except decimal.InvalidOperation:
+            raise EvalError("power undefined: a negative number to a fractional power, or 0 ** 0") from None
     # An exponent within MAX_POWER can still build a number with millions of digits
     # (4000000 ** 4000000); estimate the size before computing it.
     if abs(a) > 1 and b * math.log10(abs(a)) > MAX_INT_DIGITS:
@@ -314,14 +338,14 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
 }
 # simpleeval's DEFAULT_OPERATORS, every entry replaced by the shared functions above, and without
 # what the checker forbids anyway (bitwise operators, shifts, `is`): defence in depth.
-_REFERENCE_OPERATORS: dict[type[ast.AST], Callable[..., Any]] = {**_BINARY, **_UNARY, **_COMPARE}
+_REFERENCE_OPERATORS: dict[type[ast.AST], Callable[..., Any]] = {**_BINARY, **_UNARY, **_COMPARE}  # type: ignore[dict-item]
 
 
 # --------------------------------------------------------------------------------------------------
 # Functions
 
 
-def _to_int(x: Decimal, name: str) -> Decimal:
+def _bounded(x: Decimal, name: str) -> Decimal:
     if not x.is_finite():
         raise EvalError(f"{name}() needs a finite number")
     if x.adjusted() >= MAX_INT_DIGITS:
@@ -331,7 +355,7 @@ def _to_int(x: Decimal, name: str) -> Decimal:
 
 def _floor(x: Any) -> int:
     if type(x) is Decimal:
-        return math.floor(_to_int(x, "floor"))
+        return math.floor(_bounded(x, "floor"))
     if not _is_number(x):
         raise EvalError(f"floor() needs a number, got {_type_name(x)}")
     return int(x)
@@ -339,7 +363,7 @@ def _floor(x: Any) -> int:
 
 def _ceil(x: Any) -> int:
     if type(x) is Decimal:
-        return math.ceil(_to_int(x, "ceil"))
+        return math.ceil(_bounded(x, "ceil"))
     if not _is_number(x):
         raise EvalError(f"ceil() needs a number, got {_type_name(x)}")
     return int(x)
@@ -350,12 +374,12 @@ def _round(x: Any, ndigits: Any = None) -> Any:
         raise EvalError(f"round() needs a number, got {_type_name(x)}")
     if ndigits is None:
         if type(x) is Decimal:
-            return int(_to_int(x, "round").to_integral_value(rounding=decimal.ROUND_HALF_UP))
+            return int(_bounded(x, "round").to_integral_value(decimal.ROUND_HALF_UP, _DECIMAL))
         return int(x)
     if type(ndigits) is not int or not -MAX_ROUND_DIGITS <= ndigits <= MAX_ROUND_DIGITS:
-        raise EvalError(f"round() needs a whole number of digits between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}")
+        raise EvalError(f"round() needs a whole number of digits, -{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}")
     if type(x) is Decimal:
-        return x.quantize(Decimal(1).scaleb(-ndigits), rounding=decimal.ROUND_HALF_UP, context=_DECIMAL)
+        return x.quantize(Decimal(1).scaleb(-ndigits, _DECIMAL), decimal.ROUND_HALF_UP, _DECIMAL)
     if ndigits >= 0:
         return int(x)
     unit = 10**-ndigits
@@ -387,7 +411,7 @@ def _max(*args: Any) -> Any:
 
 def _len(x: Any) -> int:
     if not isinstance(x, str | tuple | list | frozenset):
-        raise EvalError(f"len() needs a text or a list, got {_type_name(x)}")
+        raise EvalError(f"len() needs a str or a list, got {_type_name(x)}")
     return len(x)
 
 
@@ -408,7 +432,7 @@ def _sum_items(items: Any, field_name: Any, value: Any, what: str, function: str
     for item in _matching_items(items, field_name, value, function):
         try:
             total = _add(total, item[what])
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, EvalError):
             raise EvalError(f"{function}(): every line item needs a numeric {what!r}") from None
     return total
 
@@ -525,14 +549,23 @@ def functions_for(timezone: str) -> Functions:
         if parsed is None:
             raise EvalError('date() needs a date like "2026-12-24"')
         # Where midnight falls in a DST gap, fold=0 resolves to the first instant of that day.
-        midnight = datetime(parsed.year, parsed.month, parsed.day, tzinfo=zone)
-        return int(midnight.timestamp())
+        try:
+            return int(datetime(parsed.year, parsed.month, parsed.day, tzinfo=zone).timestamp())
+        except (OverflowError, OSError, ValueError):
+            raise EvalError(f"date {text!r} is out of range") from None
 
     def days_between(a: Any, b: Any) -> int:
         return (local(b, "days_between").date() - local(a, "days_between").date()).days
 
-    def fn(name: str, impl: Callable[..., Any], params: tuple[str, ...], result: Type, signature: str,
-           optional: tuple[str, ...] = (), variadic: str | None = None) -> tuple[str, Function]:
+    def fn(
+        name: str,
+        impl: Callable[..., Any],
+        params: tuple[str, ...],
+        result: Type,
+        signature: str,
+        optional: tuple[str, ...] = (),
+        variadic: str | None = None,
+    ) -> tuple[str, Function]:
         return name, Function(name, impl, params, result, signature, optional, variadic)
 
     table = dict(
@@ -551,12 +584,27 @@ def functions_for(timezone: str) -> Functions:
             fn("year", year, (_P_INSTANT,), Type.NUMBER, "year(t)"),
             fn("date", date, (_P_DATE,), Type.INSTANT, 'date("YYYY-MM-DD")'),
             fn("days_between", days_between, (_P_INSTANT, _P_INSTANT), Type.NUMBER, "days_between(a, b)"),
-            fn("items_amount", _items_amount, (_P_ITEMS, _P_FIELD, _P_STR), Type.NUMBER,
-               'items_amount(items, "sku" or "category", value)'),
-            fn("items_quantity", _items_quantity, (_P_ITEMS, _P_FIELD, _P_STR), Type.NUMBER,
-               'items_quantity(items, "sku" or "category", value)'),
-            fn("has_item", _has_item, (_P_ITEMS, _P_FIELD, _P_STR), Type.BOOL,
-               'has_item(items, "sku" or "category", value)'),
+            fn(
+                "items_amount",
+                _items_amount,
+                (_P_ITEMS, _P_FIELD, _P_STR),
+                Type.NUMBER,
+                'items_amount(items, "sku" or "category", value)',
+            ),
+            fn(
+                "items_quantity",
+                _items_quantity,
+                (_P_ITEMS, _P_FIELD, _P_STR),
+                Type.NUMBER,
+                'items_quantity(items, "sku" or "category", value)',
+            ),
+            fn(
+                "has_item",
+                _has_item,
+                (_P_ITEMS, _P_FIELD, _P_STR),
+                Type.BOOL,
+                'has_item(items, "sku" or "category", value)',
+            ),
         ]
     )
     return Functions(timezone, types.MappingProxyType(table))
@@ -586,11 +634,33 @@ _FORBIDDEN: dict[type[ast.AST], str] = {
     ast.List: "a list or tuple is only allowed on the right of 'in', as in weekday(now) in (6, 7)",
 }
 _OPERATOR_SYMBOLS: dict[type[ast.AST], str] = {
-    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
-    ast.Pow: "**", ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
-    ast.LShift: "<<", ast.RShift: ">>", ast.Invert: "~", ast.USub: "-", ast.UAdd: "+", ast.Not: "not",
-    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
-    ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not",
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.Pow: "**",
+    ast.MatMult: "@",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.Invert: "~",
+    ast.USub: "-",
+    ast.UAdd: "+",
+    ast.Not: "not",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
 }
 _NUMERIC = (Type.NUMBER, Type.BOOL)  # bools do arithmetic as in Python
 _ORDERED = (Type.NUMBER, Type.BOOL, Type.STR, Type.INSTANT)
@@ -625,6 +695,10 @@ class _Positions:
         prefix = text.encode("utf-8", "surrogatepass")[: getattr(node, "col_offset", 0)]
         return self.shift + start + len(prefix.decode("utf-8", "ignore")) + 1
 
+    def of_char(self, lineno: int, column: int) -> int:
+        line = self._line(lineno)
+        return self.shift + 1 + (line[0] + column if line else 0)
+
     def of_syntax_error(self, error: SyntaxError) -> int:
         line = self._line(error.lineno or 0)
         if line is None:
@@ -651,12 +725,41 @@ def _parse(source: str) -> tuple[ast.Expression | None, ExprError | None]:
     except SyntaxError as error:
         if "null bytes" in str(error.msg):
             return None, ExprError("syntax_error", "an expression cannot contain null bytes", 1)
-        return None, ExprError("syntax_error", str(error.msg), positions.of_syntax_error(error))
+        column = positions.of_syntax_error(error)
+        message = str(error.msg)
+        at = column - positions.shift - 1
+        if message == "invalid syntax" and stripped[at : at + 1] == "=" and stripped[at : at + 2] != "==":
+            message = "invalid syntax: '=' assigns, use '==' to compare"
+        return None, ExprError("syntax_error", message, column)
     except ValueError:  # null bytes on some versions, lone surrogates
-        return None, ExprError("syntax_error", "the expression contains characters that are not valid text", 1)
+        return None, ExprError(
+            "syntax_error", "the expression contains characters that are not valid text", 1
+        )
     except (RecursionError, MemoryError):
         return None, ExprError("too_deep", f"expression nested too deeply (at most {MAX_DEPTH} levels)", 1)
     return tree, None
+
+
+def _deepest_bracket(source: str) -> tuple[int, int] | None:
+    """Where brackets first nest deeper than MAX_DEPTH, as (line, column), if they do.
+
+    Redundant parentheses leave no trace in the tree, so `((((1))))` two hundred deep would pass
+    the tree's depth check; no operator writes that, a generated attack does.
+    """
+    depth = 0
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type != tokenize.OP:
+                continue
+            if token.string in "([{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return token.start
+            elif token.string in ")]}":
+                depth -= 1
+    except (tokenize.TokenError, SyntaxError):  # cannot happen for a source ast.parse accepted
+        return None
+    return None
 
 
 def _too_deep(tree: ast.Expression) -> ast.AST | None:
@@ -674,6 +777,7 @@ def _too_deep(tree: ast.Expression) -> ast.AST | None:
 # How a compiled node produces its value; the builder specialises closures on these so the hot
 # path reads d["event"]["amount"] inline instead of calling a closure per name or literal.
 _CONST, _ATTR, _FN = 0, 1, 2
+_Closure = Callable[[Mapping[str, Any]], Any]
 
 
 class _Code(NamedTuple):
@@ -681,7 +785,7 @@ class _Code(NamedTuple):
     value: Any  # the constant / (namespace, attribute) / a closure over the data
 
 
-def _as_fn(code: _Code) -> Callable[[Mapping[str, Any]], Any]:
+def _as_fn(code: _Code) -> _Closure:
     if code.kind == _FN:
         return code.value  # type: ignore[no-any-return]
     if code.kind == _ATTR:
@@ -691,11 +795,26 @@ def _as_fn(code: _Code) -> Callable[[Mapping[str, Any]], Any]:
     return lambda d: value
 
 
-def _binary(f: Callable[[Any, Any], Any], left: _Code, right: _Code) -> Callable[[Mapping[str, Any]], Any]:
+# `event.amount >= 3000` is the commonest shape of all: spelled out, its comparison costs no call.
+# Python's own operators, so the very same semantics as the operator functions in _COMPARE.
+_NAME_VERSUS_CONSTANT: dict[Callable[[Any, Any], Any], Callable[[str, str, Any], _Closure]] = {
+    operator.eq: lambda ns, attr, c: lambda d: d[ns][attr] == c,
+    operator.ne: lambda ns, attr, c: lambda d: d[ns][attr] != c,
+    operator.lt: lambda ns, attr, c: lambda d: d[ns][attr] < c,
+    operator.le: lambda ns, attr, c: lambda d: d[ns][attr] <= c,
+    operator.gt: lambda ns, attr, c: lambda d: d[ns][attr] > c,
+    operator.ge: lambda ns, attr, c: lambda d: d[ns][attr] >= c,
+}
+
+
+def _binary(f: Callable[[Any, Any], Any], left: _Code, right: _Code) -> _Closure:
     # One closure per shape (name, literal, sub-expression) keeps the common cases to a single
-    # Python call: `event.amount >= 3000` is f(d["event"]["amount"], 3000).
+    # Python call: `event.amount + 500` is f(d["event"]["amount"], 500).
     if left.kind == _ATTR and right.kind == _CONST:
         (ns, attr), c = left.value, right.value
+        inline = _NAME_VERSUS_CONSTANT.get(f)
+        if inline is not None:
+            return inline(ns, attr, c)
         return lambda d: f(d[ns][attr], c)
     if left.kind == _FN and right.kind == _CONST:
         lf, c = left.value, right.value
@@ -709,11 +828,17 @@ def _binary(f: Callable[[Any, Any], Any], left: _Code, right: _Code) -> Callable
     if left.kind == _ATTR and right.kind == _ATTR:
         (ns1, attr1), (ns2, attr2) = left.value, right.value
         return lambda d: f(d[ns1][attr1], d[ns2][attr2])
+    if left.kind == _FN and right.kind == _ATTR:
+        lf, (ns, attr) = left.value, right.value
+        return lambda d: f(lf(d), d[ns][attr])
+    if left.kind == _ATTR and right.kind == _FN:
+        (ns, attr), rf = left.value, right.value
+        return lambda d: f(d[ns][attr], rf(d))
     lf, rf = _as_fn(left), _as_fn(right)
     return lambda d: f(lf(d), rf(d))
 
 
-def _call_closure(f: Callable[..., Any], args: list[_Code]) -> Callable[[Mapping[str, Any]], Any]:
+def _call_closure(f: Callable[..., Any], args: list[_Code]) -> _Closure:
     if len(args) == 1:
         (arg,) = args
         if arg.kind == _ATTR:
@@ -730,8 +855,17 @@ def _call_closure(f: Callable[..., Any], args: list[_Code]) -> Callable[[Mapping
     return lambda d: f(*[g(d) for g in fns])
 
 
-_RUNTIME_ERRORS = (ArithmeticError, TypeError, ValueError, KeyError, IndexError, OSError, RecursionError,
-                   MemoryError, AttributeError)
+_RUNTIME_ERRORS = (
+    ArithmeticError,
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    OSError,
+    RecursionError,
+    MemoryError,
+    AttributeError,
+)
 
 
 def _missing(data: Any, names: tuple[str, ...]) -> str | None:
@@ -746,7 +880,14 @@ def _missing(data: Any, names: tuple[str, ...]) -> str | None:
     return None
 
 
-_INSTANCES = re.compile(r"instances of '([\w.]+)' and '([\w.]+)'")
+# Python's wording, reduced to the operator's: "'<' not supported between str and int".
+_BETWEEN_INSTANCES = re.compile(r"between instances of '([\w.]+)' and '([\w.]+)'")
+
+
+def _short(type_name: str) -> str:
+    return {"decimal.Decimal": "Decimal", "NoneType": "None", "tuple": "list", "frozenset": "list"}.get(
+        type_name, type_name
+    )
 
 
 def _describe(error: BaseException) -> str:
@@ -763,12 +904,18 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, KeyError):
         return f"missing value {error}"
     if isinstance(error, TypeError):
-        text = _INSTANCES.sub(lambda m: f"{m.group(1).removeprefix('decimal.')} and {m.group(2).removeprefix('decimal.')}", str(error))
-        return text
+        return _BETWEEN_INSTANCES.sub(lambda m: f"between {_short(m[1])} and {_short(m[2])}", str(error))
     return str(error) or type(error).__name__
 
 
-def _guarded(inner: Callable[[Mapping[str, Any]], Any], names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:
+def _failure(error: BaseException, data: Any, names: tuple[str, ...]) -> str:
+    # A lookup that failed (a key missing, or a namespace that is None) is named for what is
+    # missing; any other failure is described as it is.
+    lookup = isinstance(error, KeyError) or (isinstance(error, TypeError) and "subscriptable" in str(error))
+    return (_missing(data, names) if lookup else None) or _describe(error)
+
+
+def _guarded(inner: _Closure, names: tuple[str, ...]) -> _Closure:
     # One try around the whole expression costs nothing until something fails, so name lookups
     # stay plain subscripts; a KeyError or TypeError is then traced back to the missing name.
     def run(data: Mapping[str, Any]) -> Any:
@@ -777,8 +924,7 @@ def _guarded(inner: Callable[[Mapping[str, Any]], Any], names: tuple[str, ...]) 
         except EvalError:
             raise
         except _RUNTIME_ERRORS as error:
-            message = _missing(data, names) if isinstance(error, KeyError | TypeError) else None
-            raise EvalError(message or _describe(error)) from error
+            raise EvalError(_failure(error, data, names)) from error
 
     return run
 
@@ -839,7 +985,9 @@ class _Compiler:
         """Check a node used as a value: everywhere except as an item function's argument."""
         t = self.check(node)
         if t is Type.ITEMS:
-            return self.error("type_mismatch", f"'{ast.unparse(node)}' is a list of line items: {_ITEMS_HINT}", node)
+            return self.error(
+                "type_mismatch", f"'{ast.unparse(node)}' is a list of line items: {_ITEMS_HINT}", node
+            )
         return t
 
     def forbid(self, node: ast.AST) -> Type:
@@ -849,7 +997,9 @@ class _Compiler:
     def forbid_operator(self, op: ast.AST, node: ast.AST) -> Type:
         symbol = _OPERATOR_SYMBOLS.get(type(op), type(op).__name__)
         hint = ": use == and !=" if isinstance(op, ast.Is | ast.IsNot) else ""
-        return self.error("forbidden_syntax", f"operator '{symbol}' is not allowed in an expression{hint}", node)
+        return self.error(
+            "forbidden_syntax", f"operator '{symbol}' is not allowed in an expression{hint}", node
+        )
 
     def _constant(self, node: ast.Constant) -> Type:
         value = node.value
@@ -861,16 +1011,17 @@ class _Compiler:
             # From the source text, never through the float: 0.1 must be exactly one tenth.
             text = ast.get_source_segment(self.source, node) or repr(value)
             try:
-                node.value = Decimal(text)
+                decimal_value: Any = Decimal(text)  # ast's annotation does not know Decimal
             except decimal.InvalidOperation:
                 return self.error("syntax_error", f"cannot read the number {text!r}", node)
+            node.value = decimal_value
             return Type.NUMBER
         if isinstance(value, str):
             return Type.STR
         if value is None:
             return Type.ANY
-        what = {complex: "complex numbers", bytes: "bytes literals"}.get(type(value), f"'{value!r}'")
-        return self.error("forbidden_syntax", f"{what} are not allowed in an expression", node)
+        what = {complex: "complex numbers are", bytes: "bytes literals are"}.get(type(value), "'...' is")
+        return self.error("forbidden_syntax", f"{what} not allowed in an expression", node)
 
     def read(self, name: str) -> Type:
         self.names.setdefault(name)
@@ -883,10 +1034,18 @@ class _Compiler:
         if name in self.env:
             return self.read(name)
         if name in self.functions:
-            return self.error("unknown_name", f"'{name}' is a function, not a value: call it, as in {self.functions.table[name].signature}", node)
+            return self.error(
+                "unknown_name",
+                f"'{name}' is a function, not a value: call it, as in {self.functions.table[name].signature}",
+                node,
+            )
         if name in self.namespaces:
             example = next(key for key in self.env if key.startswith(name + "."))
-            return self.error("unknown_name", f"'{name}' is a namespace, not a value: use one of its attributes, such as '{example}'", node)
+            return self.error(
+                "unknown_name",
+                f"'{name}' is a namespace, not a value: use one of its attributes, such as '{example}'",
+                node,
+            )
         return self.unknown("unknown_name", "name", name, node, [*self.env, *self.functions.table])
 
     def _attribute(self, node: ast.Attribute) -> Type:
@@ -900,14 +1059,17 @@ class _Compiler:
                 node,
             )
         if owner.id.startswith("_"):
-            return self.error("forbidden_syntax", f"'{owner.id}': names starting with '_' are not allowed", node)
+            return self.error(
+                "forbidden_syntax", f"'{owner.id}': names starting with '_' are not allowed", node
+            )
         dotted = f"{owner.id}.{attr}"
         if dotted in self.env:
             return self.read(dotted)
         if owner.id not in self.namespaces and (owner.id in self.env or owner.id in self.functions):
             return self.error(
                 "forbidden_syntax",
-                f"'{dotted}' is not allowed: '{owner.id}' is not a namespace, and attributes can only be read from a namespace, as in event.amount",
+                f"'{dotted}' is not allowed: '{owner.id}' is not a namespace, and attributes can only be"
+                " read from a namespace, as in event.amount",
                 node,
             )
         return self.unknown("unknown_name", "name", dotted, node, list(self.env))
@@ -942,7 +1104,12 @@ class _Compiler:
             return Type.NUMBER
         if is_add and {left, right} <= {Type.STR, Type.ANY}:
             return Type.STR
-        if is_mult and Type.STR in (left, right) and {left, right} <= {Type.STR, *numeric_or_any} and left is not right:
+        if (
+            is_mult
+            and Type.STR in (left, right)
+            and {left, right} <= {Type.STR, *numeric_or_any}
+            and left is not right
+        ):
             return Type.STR
         if Type.INSTANT in (left, right):
             return self.error(
@@ -950,12 +1117,14 @@ class _Compiler:
                 f"'{symbol}' is not supported on instants: compare instants, or use days_between(a, b)",
                 node,
             )
-        return self.error("type_mismatch", f"'{symbol}' not supported between {left.value} and {right.value}", node)
+        return self.error(
+            "type_mismatch", f"'{symbol}' not supported between {left.value} and {right.value}", node
+        )
 
     def _compare(self, node: ast.Compare) -> Type:
         left = self.value(node.left)
         last = len(node.ops) - 1
-        for index, (op, right_node) in enumerate(zip(node.ops, node.comparators)):
+        for index, (op, right_node) in enumerate(zip(node.ops, node.comparators, strict=True)):
             if type(op) not in _COMPARE:
                 self.forbid_operator(op, node)
                 right = Type.ANY
@@ -971,19 +1140,29 @@ class _Compiler:
         if isinstance(right_node, ast.Tuple | ast.List):
             if not is_last:
                 self.forbid(right_node)
+            clashed = False
             for element in right_node.elts:
                 t = self.value(element)
-                if self.clash(left, t):
-                    self.error("type_mismatch", f"'in' looks for a {left.value} in a list that holds a {t.value}", element)
+                if self.clash(left, t) and not clashed:  # once per list is enough
+                    clashed = True
+                    self.error(
+                        "type_mismatch",
+                        f"'in' looks for a {left.value} in a list that holds a {t.value}",
+                        element,
+                    )
             return Type.ANY
         right = self.value(right_node)
         if right in (Type.STR, Type.STR_LIST):
             if left not in (Type.STR, Type.ANY):
-                self.error("type_mismatch", f"'in' on a {right.value} needs a str on the left, got {left.value}", node)
+                self.error(
+                    "type_mismatch",
+                    f"'in' on a {right.value} needs a str on the left, got {left.value}",
+                    node,
+                )
         elif right is not Type.ANY:
             self.error(
                 "type_mismatch",
-                f"the right side of 'in' must be a list such as (6, 7), a str or a str_list, got {right.value}",
+                f"the right of 'in' must be a list such as (6, 7), a str or a str_list, got {right.value}",
                 right_node,
             )
         return right
@@ -993,10 +1172,16 @@ class _Compiler:
 
     def comparison(self, op: ast.cmpop, left: Type, right: Type, node: ast.AST) -> None:
         symbol = _OPERATOR_SYMBOLS[type(op)]
-        hint = ': use date("YYYY-MM-DD")' if {_kind(left), _kind(right)} == {Type.INSTANT, Type.NUMBER} else ""
+        hint = (
+            ': use date("YYYY-MM-DD")' if {_kind(left), _kind(right)} == {Type.INSTANT, Type.NUMBER} else ""
+        )
         if isinstance(op, ast.Eq | ast.NotEq):
             if self.clash(left, right):
-                self.error("type_mismatch", f"cannot compare {left.value} with {right.value} using '{symbol}'{hint}", node)
+                self.error(
+                    "type_mismatch",
+                    f"cannot compare {left.value} with {right.value} using '{symbol}'{hint}",
+                    node,
+                )
             return
         if Type.ANY in (left, right):
             if left in (*_ORDERED, Type.ANY) and right in (*_ORDERED, Type.ANY):
@@ -1013,9 +1198,15 @@ class _Compiler:
     def _call(self, node: ast.Call) -> Type:
         func = node.func
         if not isinstance(func, ast.Name):
-            what = f"calling '.{func.attr}'" if isinstance(func, ast.Attribute) else "calling the result of an expression"
+            what = (
+                f"calling '.{func.attr}'"
+                if isinstance(func, ast.Attribute)
+                else "calling the result of an expression"
+            )
             return self.error(
-                "forbidden_syntax", f"{what} is not allowed: only the built-in functions can be called, as in floor(x)", node
+                "forbidden_syntax",
+                f"{what} is not allowed: only the built-in functions can be called, as in floor(x)",
+                node,
             )
         name = func.id
         if name.startswith("_"):
@@ -1031,11 +1222,15 @@ class _Compiler:
             return Type.ANY
         if node.keywords:
             return self.error(
-                "forbidden_syntax", f"keyword arguments are not allowed: write {function.signature}", node.keywords[0]
+                "forbidden_syntax",
+                f"keyword arguments are not allowed: write {function.signature}",
+                node.keywords[0],
             )
         if not function.accepts(len(node.args)):
             s = "" if len(node.args) == 1 else "s"
-            return self.error("bad_arguments", f"{function.signature} cannot take {len(node.args)} argument{s}", node)
+            return self.error(
+                "bad_arguments", f"{function.signature} cannot take {len(node.args)} argument{s}", node
+            )
         for index, arg in enumerate(node.args):
             self.argument(function, function.kind_of(index), arg)
         return function.result
@@ -1044,15 +1239,25 @@ class _Compiler:
         name = function.name
         if kind == _P_DATE:
             if not (isinstance(arg, ast.Constant) and _parse_date(arg.value) is not None):
-                self.error("bad_arguments", f'date() needs a literal date such as date("2026-12-24"), got {ast.unparse(arg)[:40]}', arg)
+                self.error(
+                    "bad_arguments",
+                    f'date() needs a literal date such as date("2026-12-24"), got {ast.unparse(arg)[:40]}',
+                    arg,
+                )
             return
         if kind == _P_FIELD:
             if not (isinstance(arg, ast.Constant) and arg.value in _ITEM_FIELDS):
-                self.error("bad_arguments", f'{name}() looks items up by "sku" or "category", got {ast.unparse(arg)[:40]}', arg)
+                self.error(
+                    "bad_arguments",
+                    f'{name}() looks items up by "sku" or "category", got {ast.unparse(arg)[:40]}',
+                    arg,
+                )
             return
         if kind in (_P_SIZED, _P_ITEMS):
             t = self.check(arg)
-            allowed: tuple[Type, ...] = (Type.ITEMS,) if kind == _P_ITEMS else (Type.STR, Type.STR_LIST, Type.ITEMS, Type.ANY)
+            allowed: tuple[Type, ...] = (
+                (Type.ITEMS,) if kind == _P_ITEMS else (Type.STR, Type.STR_LIST, Type.ITEMS, Type.ANY)
+            )
             if t not in allowed:
                 wanted = "line items such as event.items" if kind == _P_ITEMS else "a str or a list"
                 self.error("type_mismatch", f"{name}() needs {wanted}, got {t.value}", arg)
@@ -1066,7 +1271,11 @@ class _Compiler:
             elif kind == _P_DIGITS and _is_literal(arg):
                 digits = _literal_int(arg)
                 if digits is None or not -MAX_ROUND_DIGITS <= digits <= MAX_ROUND_DIGITS:
-                    self.error("bad_arguments", f"round() needs a whole number of digits between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}", arg)
+                    self.error(
+                        "bad_arguments",
+                        f"round() needs a whole number of digits, -{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}",
+                        arg,
+                    )
         elif kind == _P_INSTANT and t is not Type.INSTANT:
             self.error("type_mismatch", f"{name}() needs an instant such as now, got {t.value}", arg)
         elif kind == _P_STR and t is not Type.STR:
@@ -1075,18 +1284,27 @@ class _Compiler:
     # ---- building closures from a tree the checker accepted
 
     def build(self, node: ast.AST) -> _Code:
+        reported = len(self.errors)
         code = self._build(node)
+        if len(self.errors) > reported:  # already reported below: do not report it again
+            return code
         if code.kind != _CONST:
-            children = node.args if isinstance(node, ast.Call) else [
-                child for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr)
-            ]
+            children = (
+                node.args
+                if isinstance(node, ast.Call)
+                else [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr)]
+            )
             if children and all(id(child) in self.constants for child in children):
                 # Everything below is constant: evaluate now, so `9 ** 9 ** 9` or `1 / 0` is an
                 # error at load rather than on every event, and constants cost nothing per event.
                 try:
                     code = _Code(_CONST, code.value({}))
                 except Exception as error:  # any failure of a constant part is reported
-                    self.error("bad_arguments", f"{_describe(error)} (this part of the expression always fails)", node)
+                    self.error(
+                        "bad_arguments",
+                        f"{_describe(error)} (this part of the expression always fails)",
+                        node,
+                    )
                     return _Code(_CONST, None)
         if code.kind == _CONST:
             self.constants.add(id(node))
@@ -1107,7 +1325,17 @@ class _Compiler:
             operand, f = _as_fn(self.build(node.operand)), _UNARY[type(node.op)]
             return _Code(_FN, lambda d: f(operand(d)))
         if isinstance(node, ast.BinOp):
-            return _Code(_FN, _binary(_BINARY[type(node.op)], self.build(node.left), self.build(node.right)))
+            left, right = self.build(node.left), self.build(node.right)
+            if right.kind == _CONST and _is_number(right.value):  # fails whatever the left side is
+                if isinstance(node.op, ast.Pow) and not -MAX_POWER <= right.value <= MAX_POWER:
+                    self.error(
+                        "bad_arguments", f"power too large: the exponent is more than {MAX_POWER}", node
+                    )
+                elif isinstance(node.op, ast.Div | ast.FloorDiv | ast.Mod) and right.value == 0:
+                    self.error(
+                        "bad_arguments", "division by zero (this part of the expression always fails)", node
+                    )
+            return _Code(_FN, _binary(_BINARY[type(node.op)], left, right))
         if isinstance(node, ast.Compare):
             return _Code(_FN, self._build_compare(node))
         if isinstance(node, ast.IfExp):
@@ -1119,7 +1347,7 @@ class _Compiler:
             return _Code(_FN, _call_closure(impl, [self.build(arg) for arg in node.args]))
         raise AssertionError(f"unchecked node {type(node).__name__}")  # the checker rejects the rest
 
-    def _build_bool_op(self, node: ast.BoolOp) -> Callable[[Mapping[str, Any]], Any]:
+    def _build_bool_op(self, node: ast.BoolOp) -> _Closure:
         fns = [_as_fn(self.build(v)) for v in node.values]
         if isinstance(node.op, ast.And):
             if len(fns) == 2:
@@ -1168,12 +1396,14 @@ class _Compiler:
             return _COMPARE[type(op)], _Code(_FN, lambda d: tuple(f(d) for f in fns))
         return _COMPARE[type(op)], self.build(node)
 
-    def _build_compare(self, node: ast.Compare) -> Callable[[Mapping[str, Any]], Any]:
+    def _build_compare(self, node: ast.Compare) -> _Closure:
         left = self.build(node.left)
         if len(node.ops) == 1:
             f, right = self._operand(node.ops[0], node.comparators[0])
             return _binary(f, left, right)
-        steps = [self._operand(op, comparator) for op, comparator in zip(node.ops, node.comparators)]
+        steps = [
+            self._operand(op, comparator) for op, comparator in zip(node.ops, node.comparators, strict=True)
+        ]
         first = _as_fn(left)
         links = tuple((f, _as_fn(code)) for f, code in steps)
 
@@ -1210,8 +1440,10 @@ def _literal_int(node: ast.AST) -> int | None:
     return None
 
 
-_NOT_WHAT = {Type.BOOL: ("not_boolean", "a condition must be true or false"),
-             Type.NUMBER: ("not_number", "an amount must be a number")}
+_NOT_WHAT = {
+    Type.BOOL: ("not_boolean", "a condition must be true or false"),
+    Type.NUMBER: ("not_number", "an amount must be a number"),
+}
 
 
 def compile_expr(
@@ -1224,21 +1456,28 @@ def compile_expr(
     ANY is accepted) and Type.NUMBER for amounts ("not_number").
     """
     if not isinstance(source, str):
-        return None, [ExprError("syntax_error", f"an expression must be text, got {type(source).__name__}", 1)]
+        return None, [
+            ExprError("syntax_error", f"an expression must be text, got {type(source).__name__}", 1)
+        ]
     if len(source) > MAX_SOURCE_LENGTH:
         return None, [
-            ExprError("too_long", f"expression too long: {len(source)} characters, at most {MAX_SOURCE_LENGTH}", 1)
+            ExprError(
+                "too_long", f"expression too long: {len(source)} characters, at most {MAX_SOURCE_LENGTH}", 1
+            )
         ]
     tree, parse_error = _parse(source)
     if parse_error is not None or tree is None:
         return None, [parse_error or ExprError("syntax_error", "invalid syntax", 1)]
     stripped = source.strip()
     positions = _Positions(stripped, len(source) - len(source.lstrip()))
+    too_deep = f"expression nested too deeply (at most {MAX_DEPTH} levels)"
     deep = _too_deep(tree)
     if deep is not None:
-        return None, [
-            ExprError("too_deep", f"expression nested too deeply (at most {MAX_DEPTH} levels)", positions.of_node(deep))
-        ]
+        return None, [ExprError("too_deep", too_deep, positions.of_node(deep))]
+    bracket = _deepest_bracket(stripped)
+    if bracket is not None:
+        line, column = bracket
+        return None, [ExprError("too_deep", too_deep, positions.of_char(line, column))]
 
     types_by_name = {name: Type(t) for name, t in env.items()}
     compiler = _Compiler(stripped, types_by_name, functions, positions)
@@ -1255,7 +1494,7 @@ def compile_expr(
     names = tuple(compiler.names)
     if root.kind == _CONST:
         value = root.value
-        fn: Callable[[Mapping[str, Any]], Any] = lambda d: value  # noqa: E731
+        fn: _Closure = lambda d: value  # noqa: E731
     else:
         fn = _guarded(_as_fn(root), names)
     return Expr(source, result, names, fn, tree.body), []
@@ -1268,7 +1507,9 @@ def compile_expr(
 class _ReferenceEval(simpleeval.SimpleEval):  # type: ignore[misc]
     """simpleeval, with literal lists for `x in (6, 7)` and nothing else added."""
 
-    def __init__(self, functions: dict[str, Callable[..., Any]], names: dict[str, Any], attrs: frozenset[str]):
+    def __init__(
+        self, functions: dict[str, Callable[..., Any]], names: dict[str, Any], attrs: frozenset[str]
+    ):
         super().__init__(
             operators=_REFERENCE_OPERATORS,
             functions=functions,
@@ -1314,5 +1555,4 @@ def evaluate_reference(expr: Expr, data: Mapping[str, Any], functions: Functions
     except simpleeval.InvalidExpression as error:
         raise EvalError(_missing(data, expr.names) or str(error)) from error
     except _RUNTIME_ERRORS as error:
-        message = _missing(data, expr.names) if isinstance(error, KeyError | TypeError) else None
-        raise EvalError(message or _describe(error)) from error
+        raise EvalError(_failure(error, data, expr.names)) from error
