@@ -7,9 +7,13 @@ timezone, computed with zoneinfo, so daylight-saving days are 23 or 25 hours lon
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from perkflow.rules.models import duration_parts
+from perkflow.rules.models import duration_parts as _parse_duration
+
+# A scheme has a handful of durations; parsing one is a regular expression, so remember them.
+duration_parts = lru_cache(maxsize=1024)(_parse_duration)
 
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 

@@ -7,7 +7,8 @@ Pure: no clock, no I/O. The same inputs give an equal decision. The steps of an 
    cannot be used, a reward the member cannot afford); a refused event changes nothing;
 2. counters move with the event (rules see counters that include it);
 3. built-in effects: a refund takes back what its purchase earned, in proportion to the amount
-   refunded; coupons on a purchase are redeemed; a reward redemption spends its cost;
+   refunded; coupons on a purchase, or the coupon of a coupon_redemption, are redeemed (engine/coupons.py);
+   a reward redemption spends its cost;
 4. rules for the event type, from the highest priority down, each fired or skipped with a reason;
    expressions read the member as the event found it (after step 2), so rule order never changes
    what a condition sees;
@@ -22,14 +23,18 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from perkflow.rules.expr import EvalError
 
+from ._frozen import quick_init
 from .calendar import (
     EPOCH_ORDINAL,
     add_duration,
@@ -38,6 +43,7 @@ from .calendar import (
     period_end_exclusive,
     period_key,
 )
+from .coupons import validate_coupons
 from .events import Event
 from .program import CompiledAction, CompiledCounter, CompiledRule, Program
 from .state import Coupon, CounterState, Earning, Lot, MemberState
@@ -45,8 +51,11 @@ from .state import Coupon, CounterState, Earning, Lot, MemberState
 _FAR = datetime.max.replace(tzinfo=UTC)
 _ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_AMOUNT, _AVAILABLE_AT = attrgetter("amount"), attrgetter("available_at")
+_DAY, _VALUE = itemgetter(0), itemgetter(1)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Effect:
     """One thing that happened. Balance effects carry the signed change of the balance, so a
@@ -91,6 +100,7 @@ class Effect:
         return out
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RuleTrace:
     rule: str
@@ -117,6 +127,7 @@ class Rejection:
     pointer: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     event_id: str
@@ -165,10 +176,29 @@ def _round(value: Any, rounding: str) -> int:
     raise EvalError(f"an amount must be a number, got {value!r}")
 
 
+def _oldest_first(lot: Lot) -> tuple[Any, ...]:
+    return (lot.earned_at, lot.id)
+
+
+def _soonest_expiry(lot: Lot) -> tuple[Any, ...]:
+    return (lot.expires_at is None, lot.expires_at or _FAR, lot.earned_at, lot.id)
+
+
 def lot_order(program: Program, balance: str) -> Callable[[Lot], tuple[Any, ...]]:
     if program.balances[balance].consumption == "oldest_first":
-        return lambda lot: (lot.earned_at, lot.id)
-    return lambda lot: (lot.expires_at is None, lot.expires_at or _FAR, lot.earned_at, lot.id)
+        return _oldest_first
+    return _soonest_expiry
+
+
+# Every lot of a balance earned on one local day expires at the same instant: computed once.
+@lru_cache(maxsize=4096)
+def _rolling_expiry(day: date, after: str, tz: ZoneInfo) -> datetime:
+    return local_midnight(add_duration_to_day(day, after) + timedelta(days=1), tz)
+
+
+@lru_cache(maxsize=4096)
+def _period_expiry(day: date, period: str, periods_after: int, tz: ZoneInfo) -> datetime:
+    return local_midnight(period_end_exclusive(day, period, periods_after), tz)
 
 
 class _Skip(Exception):
@@ -239,10 +269,16 @@ class _Work:
 
     def available(self, balance: str) -> int:
         at = self.at
-        total = 0
-        for lot in self.lots.get(balance, ()):
-            if lot.available_at is None or lot.available_at <= at:
-                total += lot.amount
+        lots = self.lots.get(balance, ())
+        # The whole sum, in C, unless some lot is still pending (datetimes are never false).
+        latest = max(filter(None, map(_AVAILABLE_AT, lots)), default=None)
+        if latest is None or latest <= at:
+            total = sum(map(_AMOUNT, lots))
+        else:
+            total = 0
+            for lot in lots:
+                if lot.available_at is None or lot.available_at <= at:
+                    total += lot.amount
         debts = self.debts if self.debts is not None else self.state.debts
         return total - debts.get(balance, 0)
 
@@ -265,12 +301,21 @@ class _Work:
         lots_changed: tuple[tuple[str, int], ...] = ()
         if units > 0:
             lot = Lot(self.next_id(), balance, units, self.at, expires_at, part, available_at, self.event.id, rule)
-            bisect.insort(self._own(balance), lot, key=lot_order(program, balance))
+            lots = self._own(balance)
+            key = lot_order(program, balance)
+            # A new lot usually sorts last (events come in time order): append it without a search.
+            if lots and key(lots[-1]) > key(lot):
+                bisect.insort(lots, lot, key=key)
+            else:
+                lots.append(lot)
             lots_changed = ((lot.id, units),)
             self.new_lots.append(lot.id)
         self.earned.append((balance, part, amount))
         self.effects.append(
-            Effect(kind, rule, balance, part, amount, lots_changed, repaid, expires_at, available_at)
+            Effect(
+                kind, rule, balance, part, amount, lots_changed, repaid,
+                expires_at if lots_changed else None, available_at if lots_changed else None,
+            )
         )
 
     def _expiry(self, kind: str, balance: str) -> datetime | None:
@@ -279,10 +324,9 @@ class _Work:
         expiry = self.program.balances[balance].expiry
         if kind == "rolling":
             assert expiry.after is not None
-            last_day = add_duration_to_day(self.day, expiry.after)
-            return local_midnight(last_day + timedelta(days=1), self.program.tz)
+            return _rolling_expiry(self.day, expiry.after, self.program.tz)
         assert expiry.period is not None
-        return local_midnight(period_end_exclusive(self.day, expiry.period, expiry.periods_after), self.program.tz)
+        return _period_expiry(self.day, expiry.period, expiry.periods_after, self.program.tz)
 
     def take(self, balance: str, amount: int, part: str | None, *, pending_too: bool = False, first: frozenset[str] = frozenset()) -> tuple[list[tuple[str, int]], int]:
         """Take up to `amount` from the lots (the `first` ones before the rest); returns what was
@@ -463,12 +507,13 @@ def _move_counter(state: CounterState, counter: CompiledCounter, value: int, tod
     if not counter.window:
         return CounterState(total=state.total + value)
     first = today - counter.window + 1
-    days = [(d, v) for d, v in state.days if d >= first]
+    old = state.days
+    days = list(old) if not old or min(map(_DAY, old)) >= first else [(d, v) for d, v in old if d >= first]
     if days and days[-1][0] == today:
         days[-1] = (today, days[-1][1] + value)
     else:
         days.append((today, value))
-    return CounterState(total=sum(v for _, v in days), days=tuple(days))
+    return CounterState(total=sum(map(_VALUE, days)), days=tuple(days))
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -587,7 +632,7 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         work.counters = counters
     all_counters = program.scheme.counters
     if all_counters:
-        compiled = {c.name: c for cs in program.counters.values() for c in cs}
+        compiled = program.counter_by_name
         data["counters"] = {
             name: _counter_value(work.counters.get(name, CounterState()), compiled[name], today) if name in compiled else 0
             for name in all_counters
@@ -596,7 +641,7 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         data["counters"] = _EMPTY
 
     # 3. built-in effects
-    if event.type == "purchase" and event.attributes.get("coupons"):
+    if (event.type == "purchase" and event.attributes.get("coupons")) or event.type == "coupon_redemption":
         _redeem_coupons(program, work, event)
     if event.type == "reward_redemption":
         _redeem_reward(program, work, event)
@@ -639,8 +684,10 @@ def _run_rules(program: Program, work: _Work, event: Event, data: dict[str, Any]
                     passed = when(data)
                 except EvalError as exc:
                     raise _Skip("expression_error", str(exc)) from None
-                if not passed:
-                    raise _Skip("when_false")
+                if not passed:  # the common skip, traced without raising
+                    if tracing:
+                        work.trace.append(RuleTrace(rule.id, "skipped", "when_false", read))
+                    continue
             _run_actions(program, work, rule.actions, rule.id, data, campaign_budget=(campaign.id, campaign.budget_balance, campaign.budget_limit) if campaign and campaign.budget_balance else None)
         except _Skip as skip:
             if tracing:
@@ -671,11 +718,18 @@ def _check_campaign(work: _Work, campaign: Any, data: dict[str, Any]) -> None:
         except EvalError as exc:
             raise _Skip("expression_error", str(exc)) from None
     if campaign.holdout_cut or campaign.rollout_cut < 2**64:
-        u = int(hashlib.sha256(f"{campaign.id}:{work.state.member_id}".encode()).hexdigest()[:16], 16)
+        u = _rollout_position(campaign.id, work.state.member_id)
         if u < campaign.holdout_cut:
             raise _Skip("in_holdout", f"the member is in campaign '{campaign.id}''s holdout group")
         if u >= campaign.rollout_cut:
             raise _Skip("not_in_rollout", f"the member is outside campaign '{campaign.id}''s rollout")
+
+
+@lru_cache(maxsize=65536)
+def _rollout_position(campaign_id: str, member_id: str) -> int:
+    """The member's u of SETTLED.md scaled to 2**64; a pure function of the two ids, so a member's
+    events after the first reuse it instead of hashing again."""
+    return int(hashlib.sha256(f"{campaign_id}:{member_id}".encode()).hexdigest()[:16], 16)
 
 
 def _check_caps(work: _Work, rule: CompiledRule) -> dict[str, tuple[str, int]]:
@@ -842,49 +896,25 @@ def _refund(program: Program, work: _Work, event: Event) -> None:
 
 
 def _redeem_coupons(program: Program, work: _Work, event: Event) -> None:
-    ids = list(event.attributes["coupons"])
+    """Redeem the coupons of a purchase, or the one of a coupon_redemption event: all of them, with
+    the discounts `validate_coupons` gives, or the event is refused naming the first that fails."""
+    if event.type == "coupon_redemption":
+        ids, order_amount = [event.attributes["coupon"]], event.attributes["order_amount"]
+        pointers = ["/attributes/coupon"]
+    else:
+        ids = list(event.attributes["coupons"])
+        order_amount = event.attributes.get("order_amount") or event.attributes["amount"]
+        pointers = [f"/attributes/coupons/{i}" for i in range(len(ids))]
+    checks = validate_coupons(program, work.state, order_amount, ids, work.at)
+    refused = next((c for c in checks if not c.applies), None)
+    if refused is not None:
+        assert refused.code is not None
+        raise _Refuse(refused.code, refused.message, pointers[refused.index])
     coupons = {c.id: c for c in work._coupons()}
-    order_amount = event.attributes.get("order_amount") or event.attributes["amount"]
-    chosen = []
-    for i, coupon_id in enumerate(ids):
-        coupon = coupons.get(coupon_id)
-        pointer = f"/attributes/coupons/{i}"
-        if coupon is None:
-            raise _Refuse("unknown_coupon", f"the member holds no coupon '{coupon_id}'", pointer)
-        if not coupon.usable_at(work.at):
-            state = "already used" if coupon.redeemed_at else "void" if coupon.voided else "not valid at this time"
-            raise _Refuse("coupon_not_usable", f"coupon '{coupon_id}' is {state}", pointer)
-        policy = program.scheme.coupons[coupon.policy]
-        if order_amount < policy.min_spend:
-            raise _Refuse("coupon_min_spend", f"coupon '{coupon_id}' needs an order of at least {policy.min_spend}, this one is {order_amount}", pointer)
-        chosen.append((coupon, policy))
-    if len(set(ids)) != len(ids):
-        raise _Refuse("coupon_twice", "the same coupon is listed twice", "/attributes/coupons")
-    for coupon, policy in chosen:
-        if len(chosen) > 1 and not policy.stacking.with_others:
-            raise _Refuse("coupon_not_stackable", f"coupon '{coupon.id}' cannot be used with another coupon", "/attributes/coupons")
-        same = sum(1 for c, _ in chosen if c.policy == coupon.policy)
-        if same > policy.stacking.max_per_order:
-            raise _Refuse("coupon_not_stackable", f"at most {policy.stacking.max_per_order} '{coupon.policy}' coupons per order", "/attributes/coupons")
-    # Amount off before percent off, so a percentage never applies to money already taken off.
-    rank = {"amount_off": 0, "free_item": 1, "percent_off": 2}
-    left = order_amount
     redeemed = {}
-    for coupon, policy in sorted(chosen, key=lambda cp: (rank[cp[1].benefit.kind], ids.index(cp[0].id))):
-        benefit = policy.benefit
-        if benefit.kind == "amount_off":
-            discount = min(left, benefit.amount)
-        elif benefit.kind == "percent_off":
-            discount = int((Decimal(left) * benefit.percent / 100).to_integral_value(rounding=ROUND_FLOOR))
-            if benefit.max_off is not None:
-                discount = min(discount, benefit.max_off)
-        else:
-            discount = benefit.value
-        left -= min(left, discount)
-        redeemed[coupon.id] = Coupon(
-            coupon.id, coupon.policy, coupon.issued_at, coupon.valid_from, coupon.valid_until, coupon.source, coupon.rule, work.at, event.id
-        )
-        work.effects.append(Effect("coupon_redeemed", coupon=coupon.id, policy=coupon.policy, discount=discount))
+    for check in sorted(checks, key=lambda c: c.order or 0):
+        redeemed[check.coupon] = replace(coupons[check.coupon], redeemed_at=work.at, redeemed_by=event.id)
+        work.effects.append(Effect("coupon_redeemed", coupon=check.coupon, policy=check.policy, discount=check.discount))
     work.coupons = [redeemed.get(c.id, c) for c in work._coupons()]
 
 
@@ -947,7 +977,7 @@ def _metric(program: Program, work: _Work, data: Mapping[str, Any]) -> int:
     if metric.balance is not None:
         return work.available(metric.balance)
     if metric.counter is not None:
-        compiled = {c.name: c for cs in program.counters.values() for c in cs}[metric.counter]
+        compiled = program.counter_by_name[metric.counter]
         return _counter_value(work.counters.get(metric.counter, CounterState()), compiled, work.day.toordinal() - EPOCH_ORDINAL)
     assert program.metric_expr is not None
     fresh = dict(data)
@@ -1033,7 +1063,16 @@ def due_events(program: Program, state: MemberState, until: datetime) -> list[Ev
     """The time-driven events of a member due at or before `until`, in time order, with ids that
     are the same however often and wherever they are computed."""
     instants: set[tuple[datetime, str]] = set()
-    for lots in state.lots.values():
+    for balance, lots in state.lots.items():
+        config = program.balances.get(balance)
+        if config is not None and config.consumption == "soonest_expiry":
+            # Lots are held in consumption order (state.py), here soonest expiry first and lots
+            # without expiry last: the due ones are a prefix, so stop at the first lot not due.
+            for lot in lots:
+                if lot.expires_at is None or lot.expires_at > until:
+                    break
+                instants.add((lot.expires_at, "expiry"))
+            continue
         for lot in lots:
             if lot.expires_at is not None and lot.expires_at <= until:
                 instants.add((lot.expires_at, "expiry"))

@@ -123,6 +123,7 @@ class Program:
             for rid, reward in scheme.rewards.items()
         }
         self.counters: dict[str, tuple[CompiledCounter, ...]] = {}
+        self.counter_by_name: dict[str, CompiledCounter] = {}
         self.windowed: tuple[tuple[str, int], ...] = tuple(
             (name, window_days(c.window)) for name, c in scheme.counters.items() if c.window is not None
         )
@@ -134,6 +135,7 @@ class Program:
                 exprs.get(("counters", name, "of")),
                 window_days(counter.window) if counter.window else 0,
             )
+            self.counter_by_name[name] = compiled
             for event_type in counter.on:
                 self.counters.setdefault(event_type, ())
                 self.counters[event_type] += (compiled,)

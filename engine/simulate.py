@@ -116,7 +116,7 @@ class Replay:
                 "clawed_back": flows["clawed_back"],
                 "outstanding": sum(state.balance(balance) for state in self.members.values()),
             }
-        tiers = Counter(state.tier or "" for state in self.members.values())
+        tiers = Counter(state.tier for state in self.members.values() if state.tier is not None)
         return {
             "scheme": program.scheme.id,
             "version": program.version,

@@ -13,9 +13,12 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from ._frozen import quick_init
+
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Lot:
     id: str  # "<event id>#<n>": deterministic, so a replay creates the same ids
@@ -29,6 +32,7 @@ class Lot:
     rule: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Coupon:
     id: str  # "<event id>#c<n>"
@@ -46,6 +50,7 @@ class Coupon:
         return self.redeemed_at is None and not self.voided and self.valid_from <= at < self.valid_until
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Earning:
     """What one purchase or top-up earned, kept so that a refund can take it back."""
@@ -58,6 +63,7 @@ class Earning:
     lots: tuple[str, ...]  # ids of the lots it created
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CounterState:
     total: int = 0  # lifetime counters
@@ -66,6 +72,7 @@ class CounterState:
     streak: int = 0
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MemberState:
     member_id: str

@@ -1,0 +1,117 @@
+"""Which coupons apply to an order: checked, ordered and priced in one place.
+
+`validate_coupons` is pure. For each coupon listed it says whether it applies, in what order and
+with what discount, or why it does not. The engine redeems the coupons of a purchase (or of a
+`coupon_redemption` event) only when every one applies, with exactly these discounts; the API's
+validation endpoint shows the same answer before checkout. The rule is written once, here.
+
+The stacking rule: coupons are taken in the order listed, and each must be usable on its own
+(held, unused, valid at the time, minimum spend met by the order before coupons) and compatible
+with those taken before it (`stacking.with_others`, `stacking.max_per_order`). Amount-off
+coupons apply before free items, and those before percent-off, so a percentage never applies to
+money already taken off; ties keep the listed order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from perkflow.rules.models import CouponPolicy
+
+from .program import Program
+from .state import Coupon, MemberState
+
+_RANK = {"amount_off": 0, "free_item": 1, "percent_off": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class CouponCheck:
+    coupon: str
+    index: int  # its position in the list given
+    policy: str | None = None
+    applies: bool = False
+    order: int | None = None  # 1 for the coupon applied first
+    discount: int = 0  # minor units taken off by this coupon
+    code: str | None = None  # why it does not apply: unknown_coupon, coupon_twice, coupon_not_usable, ...
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"coupon": self.coupon, "policy": self.policy, "applies": self.applies}
+        if self.applies:
+            out |= {"order": self.order, "discount": self.discount}
+        else:
+            out |= {"code": self.code, "message": self.message}
+        return out
+
+
+def _usable(coupon: Coupon, at: datetime) -> str | None:
+    if coupon.usable_at(at):
+        return None
+    state = "already used" if coupon.redeemed_at else "void" if coupon.voided else "not valid at this time"
+    return f"coupon '{coupon.id}' is {state}"
+
+
+def _stacking(policy_id: str, policy: CouponPolicy, taken: list[tuple[int, Coupon, CouponPolicy]]) -> str | None:
+    if not taken:
+        return None
+    if not policy.stacking.with_others:
+        return "cannot be used with another coupon"
+    alone = next((c for _, c, p in taken if not p.stacking.with_others), None)
+    if alone is not None:
+        return f"coupon '{alone.id}' cannot be used with another coupon"
+    if sum(1 for _, c, _ in taken if c.policy == policy_id) >= policy.stacking.max_per_order:
+        return f"at most {policy.stacking.max_per_order} '{policy_id}' coupon(s) per order"
+    return None
+
+
+def _discount(policy: CouponPolicy, left: int) -> int:
+    benefit = policy.benefit
+    if benefit.kind == "amount_off":
+        return min(left, benefit.amount)
+    if benefit.kind == "percent_off":
+        discount = int((Decimal(left) * benefit.percent / 100).to_integral_value(rounding=ROUND_FLOOR))
+        return discount if benefit.max_off is None else min(discount, benefit.max_off)
+    return benefit.value
+
+
+def validate_coupons(
+    program: Program, state: MemberState, order_amount: int, coupon_ids: Sequence[str], at: datetime
+) -> list[CouponCheck]:
+    """One check per coupon listed, in the order given."""
+    held = {c.id: c for c in state.coupons}
+    checks: list[CouponCheck] = []
+    taken: list[tuple[int, Coupon, CouponPolicy]] = []
+    seen: set[str] = set()
+    for i, coupon_id in enumerate(coupon_ids):
+        coupon = held.get(coupon_id)
+        policy = program.scheme.coupons.get(coupon.policy) if coupon is not None else None
+        refusal: tuple[str, str] | None = None
+        if coupon is None:
+            refusal = ("unknown_coupon", f"the member holds no coupon '{coupon_id}'")
+        elif coupon_id in seen:
+            refusal = ("coupon_twice", f"coupon '{coupon_id}' is listed twice")
+        elif (why := _usable(coupon, at)) is not None:
+            refusal = ("coupon_not_usable", why)
+        elif policy is None:
+            refusal = ("coupon_not_usable", f"coupon '{coupon_id}' is of policy '{coupon.policy}', which the scheme in force no longer has")
+        elif order_amount < policy.min_spend:
+            refusal = ("coupon_min_spend", f"coupon '{coupon_id}' needs an order of at least {policy.min_spend}, this one is {order_amount}")
+        elif (why := _stacking(coupon.policy, policy, taken)) is not None:
+            refusal = ("coupon_not_stackable", f"coupon '{coupon_id}': {why}")
+        seen.add(coupon_id)
+        if refusal is not None:
+            checks.append(CouponCheck(coupon_id, i, coupon.policy if coupon else None, code=refusal[0], message=refusal[1]))
+            continue
+        assert coupon is not None and policy is not None
+        taken.append((i, coupon, policy))
+        checks.append(CouponCheck(coupon_id, i, coupon.policy))
+    left = order_amount
+    for order, (i, coupon, policy) in enumerate(sorted(taken, key=lambda t: (_RANK[t[2].benefit.kind], t[0])), 1):
+        discount = _discount(policy, left)
+        left -= min(left, discount)
+        checks[i] = CouponCheck(coupon.id, i, coupon.policy, True, order, discount)
+    return checks

@@ -1,0 +1,291 @@
+"""Writes events.jsonl for Nova Shop (新星优选): an online shop from February to June 2026.
+
+Sixty-two members sign up between February and May, in the app or on the web; the first forty
+get the welcome coupon, the budget is spent after that. Members order, use their coupons, return
+some orders in full or in part, invite friends (one invites five friends in March, and the monthly
+cap pays for three), and spend points on vouchers. The limited ¥50 voucher (five in all) goes on
+sale at 10:00 on 20 May ("520"): a dozen members ask for it within a minute, five get it and the rest are
+refused. One member buys a TV, spends the points on vouchers and returns the TV: the points taken
+back become a debt that his later orders pay off.
+
+The stream is deterministic: a seeded `random.Random`, and the engine replayed as the stream is
+written, so the generator knows a member's points and coupons (coupon ids are `<event id>#c<n>`).
+Standard library and perkflow only. From the repository root:
+
+    .venv/bin/python examples/shop/generate.py            # rewrites examples/shop/events.jsonl
+    .venv/bin/python examples/shop/generate.py OUT.jsonl  # writes elsewhere
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import random
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from perkflow.engine import Replay, compile
+from perkflow.rules import load
+
+HERE = Path(__file__).resolve().parent
+SEED = 20260201
+TZ = timezone(timedelta(hours=8))
+FIRST_DAY, LAST_DAY = date(2026, 2, 1), date(2026, 6, 30)
+FLASH_SALE = datetime(2026, 5, 20, 10, 0, tzinfo=TZ)  # the limited voucher goes on sale on "520"
+
+CATALOGUE = {  # sku: (category, price in fen)
+    "NUTS-MIX": ("snacks", 3990),
+    "DRIED-MANGO": ("snacks", 2590),
+    "COFFEE-BEANS": ("snacks", 6800),
+    "TEA-GIFT": ("snacks", 12800),
+    "FACE-CREAM": ("beauty", 18900),
+    "SUNSCREEN": ("beauty", 8900),
+    "LIPSTICK": ("beauty", 22900),
+    "TOWEL-SET": ("home", 5900),
+    "PILLOW": ("home", 12900),
+    "STORAGE-BOX": ("home", 3900),
+    "DESK-LAMP": ("home", 19900),
+    "EARBUDS": ("electronics", 39900),
+    "POWER-BANK": ("electronics", 14900),
+    "SMART-TV-55": ("electronics", 329900),
+}
+SMALL = [sku for sku, (_, price) in CATALOGUE.items() if price < 40000]
+DEBTOR = "nv-30007"  # buys a TV, spends the points, returns the TV
+ADVOCATE = "nv-30004"  # invites five friends in March
+ADVOCATE_FRIENDS = [f"nv-{30041 + n}" for n in range(5)]
+
+
+class Stream:
+    """Events in time order, each fed to a replay of the scheme as it is written."""
+
+    def __init__(self, scheme: Path) -> None:
+        loaded = load(scheme)
+        assert loaded.scheme is not None and not loaded.errors, loaded.errors
+        self.scheme = loaded.scheme
+        self.replay = Replay(compile(loaded.scheme), trace=False)
+        self.events: list[dict[str, Any]] = []
+        self.serial: Counter[str] = Counter()
+        self.queue: list[tuple[datetime, int, Callable[..., None], tuple[Any, ...]]] = []
+        self.pushed = 0
+
+    def later(self, at: datetime, handler: Callable[..., None], *args: Any) -> None:
+        self.pushed += 1
+        heapq.heappush(self.queue, (at, self.pushed, handler, args))
+
+    def run(self, until: datetime) -> None:
+        """Run the handlers in time order up to `until`. A handler that is a generator yields how
+        long to wait before it goes on, so its later events keep their place in time."""
+        while self.queue and self.queue[0][0] <= until:
+            at, _, handler, args = heapq.heappop(self.queue)
+            steps = handler(at, *args)
+            if isinstance(steps, Iterator):
+                self.resume(at, steps)
+
+    def resume(self, at: datetime, steps: Iterator[timedelta]) -> None:
+        wait = next(steps, None)
+        if wait is not None:
+            self.later(at + wait, self.resume, steps)
+
+    def emit(
+        self, kind: str, member: str, at: datetime, system: str, *, channel: str = "", **attributes: Any
+    ) -> dict[str, Any]:
+        self.serial[system] += 1
+        event: dict[str, Any] = {
+            "id": f"{system}-{self.serial[system]:06d}",
+            "type": kind,
+            "member_id": member,
+            "occurred_at": at.isoformat(),
+            "channel": channel or system,
+        }
+        if attributes:
+            event["attributes"] = attributes
+        self.replay.feed(event)
+        self.events.append(event)
+        return event
+
+
+def clock(day: date, hour: float) -> datetime:
+    seconds = int(hour * 3600)
+    return datetime.combine(day, time(seconds // 3600, seconds // 60 % 60, seconds % 60), TZ)
+
+
+class Shop:
+    def __init__(self) -> None:
+        self.stream = Stream(HERE / "scheme.yaml")
+        self.members: dict[str, dict[str, Any]] = {}
+
+    def state(self, member: dict[str, Any]) -> Any:
+        return self.stream.replay.members[member["id"]]
+
+    # --- planning ------------------------------------------------------------------------------
+
+    def plan(self) -> None:
+        for n in range(62):
+            member_id = f"nv-{30001 + n}"
+            rnd = random.Random(f"{SEED}:{member_id}")  # one stream of chance per member
+            if member_id in ADVOCATE_FRIENDS:
+                joined_day = date(2026, 3, 2) + timedelta(days=2 * ADVOCATE_FRIENDS.index(member_id))
+            elif member_id == ADVOCATE:
+                joined_day = FIRST_DAY + timedelta(days=rnd.randrange(14))
+            elif member_id == DEBTOR:
+                joined_day = date(2026, 5, 10)  # a new member, who comes for the TV
+            else:
+                joined_day = FIRST_DAY + timedelta(days=rnd.randrange(89))
+            earlier = [
+                m for m in self.members.values() if m["joined"].date() < joined_day and m["id"] != ADVOCATE
+            ]
+            referred_by = None
+            if member_id in ADVOCATE_FRIENDS:
+                referred_by = ADVOCATE
+            elif earlier and rnd.random() < 0.3:
+                referred_by = rnd.choice(earlier)["id"]
+            member = {
+                "id": member_id,
+                "rnd": rnd,
+                "joined": clock(joined_day, rnd.uniform(8, 23.5)),
+                "channel": rnd.choice(["app", "app", "web"]),
+                "orders_per_month": rnd.uniform(0.8, 3.0),
+                "referred_by": referred_by,
+                "orders": 0,
+            }
+            self.members[member_id] = member
+        for member in self.members.values():
+            self.stream.later(member["joined"], self.signup, member)
+            days = 2 if member["referred_by"] == ADVOCATE else 10
+            rnd = member["rnd"]
+            first = member["joined"] + timedelta(minutes=rnd.randrange(10, days * 24 * 60))
+            self.stream.later(first, self.order, member)
+            day = first.date() + timedelta(days=1)
+            while day <= LAST_DAY:
+                if rnd.random() < member["orders_per_month"] / 30:
+                    self.stream.later(clock(day, rnd.uniform(8, 23.9)), self.order, member)
+                day += timedelta(days=1)
+        debtor = self.members[DEBTOR]
+        self.stream.later(datetime(2026, 5, 16, 21, 15, tzinfo=TZ), self.order, debtor, ["SMART-TV-55"])
+        self.stream.later(FLASH_SALE, self.flash_sale)
+
+    # --- what members do -----------------------------------------------------------------------
+
+    def signup(self, at: datetime, member: dict[str, Any]) -> None:
+        self.stream.emit("signup", member["id"], at, member["channel"])
+
+    def basket(self, member: dict[str, Any]) -> list[str]:
+        rnd = member["rnd"]
+        lines = [rnd.choice(SMALL) for _ in range(rnd.choice([1, 1, 1, 2, 2, 3]))]
+        if rnd.random() < 0.04:
+            lines.append("SMART-TV-55" if rnd.random() < 0.2 else "EARBUDS")
+        return lines
+
+    def order(
+        self, at: datetime, member: dict[str, Any], lines: list[str] | None = None
+    ) -> Iterator[timedelta]:
+        rnd = member["rnd"]
+        member_id = member["id"]
+        state = self.state(member)
+        points = state.balance("points")
+        if points >= 800 and rnd.random() < 0.12 and at < datetime(2026, 6, 20, tzinfo=TZ):
+            # The app offers a ¥10 voucher for points at checkout.
+            self.stream.emit("reward_redemption", member_id, at, "app", reward="voucher-10")
+            yield timedelta(seconds=20)
+            at += timedelta(seconds=20)
+            state = self.state(member)
+        lines = list(lines) if lines is not None else self.basket(member)
+        if member["referred_by"] == ADVOCATE and member["orders"] == 0:
+            lines = ["NUTS-MIX", "TEA-GIFT"]  # the advocate's friends all start with her favourites
+        coupons = self.stream.scheme.coupons
+        usable = sorted((c for c in state.coupons if c.usable_at(at)), key=lambda c: (c.valid_until, c.id))
+        chosen = None
+        for coupon in usable:
+            policy = coupons[coupon.policy]
+            order = sum(CATALOGUE[sku][1] for sku in lines)
+            if order < policy.min_spend and rnd.random() < 0.6:
+                # 凑单: add something small to reach the coupon's minimum.
+                while order < policy.min_spend:
+                    sku = rnd.choice(SMALL)
+                    lines.append(sku)
+                    order += CATALOGUE[sku][1]
+            if order >= policy.min_spend and rnd.random() < 0.85:
+                chosen = coupon
+                break
+        order = sum(CATALOGUE[sku][1] for sku in lines)
+        counted = Counter(lines)
+        items = [
+            {"sku": sku, "category": CATALOGUE[sku][0], "quantity": q, "amount": CATALOGUE[sku][1] * q}
+            for sku, q in sorted(counted.items())
+        ]
+        attributes: dict[str, Any] = {"amount": order, "items": items}
+        if chosen is not None:
+            discount = min(order, coupons[chosen.policy].benefit.amount)  # type: ignore[union-attr]
+            attributes = {
+                "amount": order - discount,
+                "order_amount": order,
+                "items": items,
+                "coupons": [chosen.id],
+            }
+        event = self.stream.emit("purchase", member_id, at, member["channel"], **attributes)
+        member["orders"] += 1
+        if member["orders"] == 1 and member["referred_by"]:
+            # Delivered three days later: the shop tells the engine the referral is complete.
+            referrer = self.members[member["referred_by"]]
+            self.stream.later(
+                at + timedelta(days=3), self.referral, referrer, member, event["attributes"]["amount"]
+            )
+        paid = event["attributes"]["amount"]
+        if member_id == DEBTOR and "SMART-TV-55" in lines:
+            self.stream.later(datetime(2026, 5, 23, 15, 40, tzinfo=TZ), self.refund, member, event, paid)
+        elif paid > 0 and rnd.random() < 0.06 and member_id != DEBTOR:
+            returned = paid if len(items) == 1 or rnd.random() < 0.6 else min(items[-1]["amount"], paid)
+            self.stream.later(
+                at + timedelta(days=rnd.randrange(2, 11), hours=rnd.randrange(0, 8)),
+                self.refund,
+                member,
+                event,
+                returned,
+            )
+
+    def refund(self, at: datetime, member: dict[str, Any], purchase: dict[str, Any], amount: int) -> None:
+        self.stream.emit("refund", member["id"], at, "shop", original_event_id=purchase["id"], amount=amount)
+
+    def referral(self, at: datetime, referrer: dict[str, Any], friend: dict[str, Any], amount: int) -> None:
+        self.stream.emit(
+            "referral_completed", referrer["id"], at, "shop", referee=friend["id"], first_order_amount=amount
+        )
+
+    def flash_sale(self, at: datetime) -> Iterator[timedelta]:
+        """At 10:00 on 20 May a dozen members ask for the limited voucher within a minute."""
+        rnd = random.Random(f"{SEED}:flash-sale")
+        joined = [m for m in self.members.values() if m["joined"] < at and m["id"] != DEBTOR]
+        rich = [m for m in joined if self.state(m).balance("points") >= 2000]
+        poor = [m for m in joined if 0 < self.state(m).balance("points") < 2000]
+        crowd = rnd.sample(rich, min(len(rich), 9))
+        rnd.shuffle(crowd)
+        short = rnd.sample(poor, 2)  # two who have too few points: one early, one late
+        crowd = crowd[:1] + [self.members[DEBTOR], crowd[1], short[0]] + crowd[2:] + [short[1]]
+        wait = timedelta(seconds=4)
+        for member in crowd:
+            yield wait
+            at += wait
+            self.stream.emit("reward_redemption", member["id"], at, "app", reward="limited-50")
+        # The debtor also takes a ¥10 voucher right after.
+        yield wait
+        self.stream.emit("reward_redemption", DEBTOR, at + wait, "app", reward="voucher-10")
+
+
+def generate() -> list[dict[str, Any]]:
+    shop = Shop()
+    shop.plan()
+    shop.stream.run(until=datetime.combine(LAST_DAY, time(23, 59, 59), TZ))
+    return shop.stream.events
+
+
+def write(path: Path) -> None:
+    lines = [json.dumps(event, ensure_ascii=False, separators=(",", ":")) for event in generate()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "events.jsonl")

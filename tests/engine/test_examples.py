@@ -1,0 +1,623 @@
+"""The examples, replayed and checked against their published terms.
+
+Each `examples/<business>/` is replayed and must end in its expected.json, and its events.jsonl must
+be what its generate.py writes. expected.json is written by the engine (examples/update_expected.py),
+so it is only trusted because the tests below also recompute the key figures from events.jsonl in
+plain Python, from the terms each README publishes, without the engine, and compare them with the
+replay: growth and points per member, tiers, the campaign's holdout and rollout, wallet principal
+and bonus, year-end expiry, streak rewards, welcome coupons within budget, referral caps, debts, and
+the refusals of a sold-out reward.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from fractions import Fraction
+from functools import cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from perkflow.engine import compile, replay
+from perkflow.rules import load
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+NAMES = sorted(p.parent.name for p in EXAMPLES.glob("*/scheme.yaml"))
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@cache
+def events(name: str) -> tuple[dict[str, Any], ...]:
+    with (EXAMPLES / name / "events.jsonl").open(encoding="utf-8") as lines:
+        return tuple(json.loads(line) for line in lines if line.strip())
+
+
+@cache
+def report(name: str) -> dict[str, Any]:
+    loaded = load(EXAMPLES / name / "scheme.yaml")
+    assert loaded.scheme is not None, [e.render() for e in loaded.errors]
+    run = replay(compile(loaded.scheme), events(name))
+    result: dict[str, Any] = json.loads(json.dumps(run.report(), ensure_ascii=False))
+    return result
+
+
+def local(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["occurred_at"]).astimezone(SHANGHAI)
+
+
+def attrs(event: dict[str, Any]) -> dict[str, Any]:
+    return event.get("attributes", {})
+
+
+def balance(name: str, member: str, which: str) -> int:
+    return int(report(name)["members"][member]["balances"].get(which, 0))
+
+
+def rule_counts(name: str, rule: str) -> dict[str, int]:
+    return dict(report(name)["rules"].get(rule, {}))
+
+
+def clawback(units: int, amount: int, refunded_before: int, refunded_now: int) -> int:
+    """The published refund rule: each award is taken back in proportion to the money refunded,
+    rounded down on the running total, so a full refund takes back exactly what was earned."""
+    return units * (refunded_before + refunded_now) // amount - units * refunded_before // amount
+
+
+def differences(expected: Any, actual: Any, path: str = "") -> Iterator[str]:
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for key in sorted(set(expected) | set(actual), key=str):
+            here = f"{path}.{key}" if path else str(key)
+            if key not in actual:
+                yield f"{here}: missing (expected {json.dumps(expected[key], ensure_ascii=False)[:120]})"
+            elif key not in expected:
+                yield f"{here}: unexpected {json.dumps(actual[key], ensure_ascii=False)[:120]}"
+            else:
+                yield from differences(expected[key], actual[key], here)
+    elif isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            yield from differences(e, a, f"{path}[{i}]")
+    elif expected != actual:
+        want, got = (json.dumps(x, ensure_ascii=False)[:200] for x in (expected, actual))
+        yield f"{path}: expected {want}, got {got}"
+
+
+# --- every example ---------------------------------------------------------------------------------
+
+
+def test_there_are_the_three_examples():
+    assert NAMES == ["coffee", "salon", "shop"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_example_has_its_files_and_a_readme_in_english_and_chinese(name: str):
+    folder = EXAMPLES / name
+    for file in ("scheme.yaml", "events.jsonl", "expected.json", "generate.py", "README.md"):
+        assert (folder / file).is_file(), f"examples/{name}/{file} is missing"
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    assert "## English" in readme and "## 中文" in readme
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_scheme_loads_without_errors_or_lint_warnings(name: str):
+    loaded = load(EXAMPLES / name / "scheme.yaml")
+    assert [e.render() for e in loaded.errors] == []
+    assert [w.render() for w in loaded.warnings] == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_replay_ends_in_the_expected_state(name: str):
+    expected = json.loads((EXAMPLES / name / "expected.json").read_text(encoding="utf-8"))
+    actual = report(name)
+    if actual != expected:
+        found = list(differences(expected, actual))
+        shown = "\n  ".join(found[:40]) + (f"\n  ... and {len(found) - 40} more" if len(found) > 40 else "")
+        pytest.fail(
+            f"examples/{name}: the replay differs from expected.json in {len(found)} places:\n  {shown}\n"
+            "If the change is intended, run examples/update_expected.py and review the diff."
+        )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_stream_is_what_its_generator_writes(name: str, tmp_path: Path):
+    out = tmp_path / "events.jsonl"
+    runpy.run_path(str(EXAMPLES / name / "generate.py"))["write"](out)
+    assert out.read_bytes() == (EXAMPLES / name / "events.jsonl").read_bytes(), (
+        f"examples/{name}/events.jsonl is not what generate.py writes now: run it and review the diff"
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_stream_is_hundreds_of_events_over_months_in_time_order_with_unique_ids(name: str):
+    stream = events(name)
+    assert 400 <= len(stream) <= 1500
+    assert len({e["id"] for e in stream}) == len(stream)
+    times = [local(e) for e in stream]
+    assert times == sorted(times)
+    assert times[-1] - times[0] > timedelta(days=140)
+
+
+def test_update_expected_finds_every_example_up_to_date(capsys: pytest.CaptureFixture[str]):
+    tool = runpy.run_path(str(EXAMPLES / "update_expected.py"))
+    assert tool["main"](["--check"]) == 0
+    assert capsys.readouterr().out.count("up to date") == len(NAMES)
+
+
+# --- coffee: Bean Club ------------------------------------------------------------------------------
+
+# The published terms: tier, growth to reach it, points per ¥10 paid.
+COFFEE_TIERS = [("member", 0, 10), ("silver", 500, 12), ("gold", 2000, 15)]
+COFFEE_REWARDS = {"americano": 1500, "ten-off": 1000}
+WEEKEND = ("double-weekend", Fraction(1, 10), Fraction(2, 10))  # campaign id, holdout, rollout
+
+
+def campaign_group(campaign: str, member: str, holdout: Fraction, rollout: Fraction) -> str:
+    """SETTLED.md: u = int(sha256(f"{campaign_id}:{member_id}").hexdigest()[:16], 16) / 2**64."""
+    u = Fraction(int(hashlib.sha256(f"{campaign}:{member}".encode()).hexdigest()[:16], 16), 2**64)
+    if u < holdout:
+        return "holdout"
+    return "rollout" if u < holdout + rollout * (1 - holdout) else "outside"
+
+
+class CoffeeMember:
+    def __init__(self) -> None:
+        self.points = self.growth = self.rank = self.upgrades = 0
+        self.earned: dict[str, tuple[int, list[tuple[str, int]]]] = {}  # purchase id -> (amount, awards)
+        self.refunded: Counter[str] = Counter()
+        self.visits: list[date] = []
+        self.latte_hits = 0
+        self.birthday_months: set[tuple[int, int]] = set()
+
+
+@cache
+def coffee_model() -> dict[str, Any]:
+    """Bean Club's published terms, applied to events.jsonl in plain Python."""
+    members: dict[str, CoffeeMember] = defaultdict(CoffeeMember)
+    used: set[str] = set()
+    refused: list[str] = []
+    totals: Counter[str] = Counter()
+    weekend: Counter[str] = Counter()
+    for event in events("coffee"):
+        m = members[event["member_id"]]
+        a = attrs(event)
+        kind = event["type"]
+        if kind == "signup":
+            m.points += 100
+            totals["points_issued"] += 100
+        elif kind == "purchase":
+            if used & set(a.get("coupons", [])):
+                refused.append(event["id"])  # a coupon already used refuses the whole order
+                continue
+            used |= set(a.get("coupons", []))
+            amount = a["amount"]
+            per_ten = COFFEE_TIERS[m.rank][2]  # earned at the tier held before the purchase
+            base = amount * per_ten // 1000 if amount > 0 else 0
+            awards = [("points", base), ("growth", amount // 100 if amount > 0 else 0)]
+            group = campaign_group(WEEKEND[0], event["member_id"], WEEKEND[1], WEEKEND[2])
+            if group == "rollout":
+                if local(event).isoweekday() >= 6:
+                    awards.append(("points", amount * per_ten // 1000))
+                    weekend["fired"] += 1
+                else:
+                    weekend["skipped:when_false"] += 1
+            else:
+                weekend["skipped:in_holdout" if group == "holdout" else "skipped:not_in_rollout"] += 1
+            for which, units in awards:
+                setattr(m, which, getattr(m, which) + units)
+                totals[f"{which}_issued"] += units
+            m.earned[event["id"]] = (amount, awards)
+            reached = max(i for i, (_, threshold, _) in enumerate(COFFEE_TIERS) if m.growth >= threshold)
+            if reached > m.rank:  # tiers only go down at a yearly review, after this stream
+                m.rank, m.upgrades = reached, m.upgrades + 1
+            today = local(event).date()
+            m.visits.append(today)
+            if sum(1 for d in m.visits if d > today - timedelta(days=30)) == 5:
+                m.latte_hits += 1
+        elif kind == "refund":
+            original = a["original_event_id"]
+            amount, awards = m.earned[original]
+            for which, units in awards:
+                take = min(clawback(units, amount, m.refunded[original], a["amount"]), getattr(m, which))
+                setattr(m, which, getattr(m, which) - take)
+                totals[f"{which}_clawed_back"] += take
+            m.refunded[original] += a["amount"]
+        elif kind == "reward_redemption":
+            cost = COFFEE_REWARDS[a["reward"]]
+            assert m.points >= cost
+            m.points -= cost
+            totals["points_redeemed"] += cost
+        elif kind == "birthday":
+            day = local(event).date()
+            m.birthday_months.add((day.year, day.month))
+    return {"members": members, "refused": refused, "totals": totals, "weekend": weekend}
+
+
+def test_growth_is_one_per_yuan_less_refunds():
+    model = coffee_model()
+    for member, m in model["members"].items():
+        assert balance("coffee", member, "growth") == m.growth, member
+    growth = report("coffee")["totals"]["balances"]["growth"]
+    assert growth["issued"] == model["totals"]["growth_issued"]
+    assert growth["clawed_back"] == model["totals"]["growth_clawed_back"] > 0
+
+
+def test_points_are_earned_at_the_tier_held_before_each_purchase_and_doubled_at_weekends_in_the_rollout():
+    model = coffee_model()
+    for member, m in model["members"].items():
+        assert balance("coffee", member, "points") == m.points, member
+    points = report("coffee")["totals"]["balances"]["points"]
+    assert points["issued"] == model["totals"]["points_issued"]
+    assert points["redeemed"] == model["totals"]["points_redeemed"] > 0
+    assert points["clawed_back"] == model["totals"]["points_clawed_back"] > 0
+
+
+def test_tiers_follow_the_highest_growth_reached_and_each_upgrade_gives_a_coupon():
+    model = coffee_model()
+    tiers = Counter(COFFEE_TIERS[m.rank][0] for m in model["members"].values())
+    assert report("coffee")["totals"]["tiers"] == dict(sorted(tiers.items()))
+    assert set(tiers) == {"member", "silver", "gold"}
+    for member, m in model["members"].items():
+        assert report("coffee")["members"][member]["tier"] == COFFEE_TIERS[m.rank][0]
+    upgrades = sum(m.upgrades for m in model["members"].values())
+    assert report("coffee")["totals"]["coupons"]["upgrade-5"]["issued"] == upgrades
+
+
+def test_the_weekend_campaign_holds_out_a_tenth_and_reaches_a_fifth_of_the_rest_by_the_settled_hash():
+    groups = Counter(campaign_group(WEEKEND[0], m, WEEKEND[1], WEEKEND[2]) for m in coffee_model()["members"])
+    assert groups["holdout"] > 0 and groups["rollout"] > 0 and groups["outside"] > groups["rollout"]
+    assert rule_counts("coffee", "weekend-double") == dict(sorted(coffee_model()["weekend"].items()))
+
+
+def test_a_member_gets_one_birthday_treat_even_when_two_systems_send_the_birthday():
+    model = coffee_model()
+    treats = sum(len(m.birthday_months) for m in model["members"].values())
+    birthdays = sum(1 for e in events("coffee") if e["type"] == "birthday")
+    assert report("coffee")["totals"]["coupons"]["birthday-20"]["issued"] == treats
+    assert rule_counts("coffee", "birthday-treat") == {
+        "fired": treats,
+        "skipped:cap_reached": birthdays - treats,
+    }
+    assert birthdays - treats == 1
+
+
+def test_the_fifth_visit_in_30_days_earns_a_free_latte_up_to_twelve_a_member():
+    model = coffee_model()
+    expected = {member: min(m.latte_hits, 12) for member, m in model["members"].items()}
+    for member, count in expected.items():
+        coupons = report("coffee")["members"][member]["coupons"]
+        assert sum(1 for c in coupons if c["policy"] == "latte-free") == count, member
+    assert report("coffee")["totals"]["coupons"]["latte-free"]["issued"] == sum(expected.values())
+
+
+def test_an_order_with_a_coupon_already_used_is_refused_and_every_other_coupon_is_redeemed_once():
+    model = coffee_model()
+    assert [r["event_id"] for r in report("coffee")["rejections"]] == model["refused"]
+    assert [r["code"] for r in report("coffee")["rejections"]] == ["coupon_not_usable"]
+    refused = set(model["refused"])
+    used = [
+        c
+        for e in events("coffee")
+        if e["type"] == "purchase" and e["id"] not in refused
+        for c in attrs(e).get("coupons", [])
+    ]
+    redeemed = sum(p.get("redeemed", 0) for p in report("coffee")["totals"]["coupons"].values())
+    assert redeemed == len(used) == len(set(used))
+
+
+# --- salon: Lotus Salon ----------------------------------------------------------------------------
+
+SALON_REWARDS = {"hand-spa": 2000, "ten-percent": 600}
+NEW_YEAR = datetime(2026, 1, 1, tzinfo=SHANGHAI)
+
+
+class SalonMember:
+    def __init__(self) -> None:
+        self.principal = self.bonus = 0
+        self.points: dict[int, int] = defaultdict(int)  # by the year the points were earned in
+        self.expired = 0
+        self.earned: dict[
+            str, tuple[int, list[tuple[str, int, int]]]
+        ] = {}  # id -> (amount, [(what, units, year)])
+        self.refunded: Counter[str] = Counter()
+        self.bonus_months: Counter[str] = Counter()
+        self.checkin_days: set[date] = set()
+        self.last_checkin: date | None = None
+        self.streak = 0
+        self.streak_fired: Counter[str] = Counter()  # per day and per month
+
+    def expire(self, at: datetime) -> None:
+        if at >= NEW_YEAR and self.points[2025]:
+            self.expired += self.points.pop(2025)
+
+    def take_points(self, units: int, first_year: int | None = None) -> int:
+        """Soonest expiry first (last year's points before this year's); a refund starts with the
+        year its purchase earned in."""
+        years = sorted(self.points, key=lambda y: (y != first_year, y))
+        taken = 0
+        for year in years:
+            n = min(units - taken, self.points[year])
+            self.points[year] -= n
+            taken += n
+        return taken
+
+
+def wallet_draw(paid: int, principal: int, bonus: int) -> tuple[int, int]:
+    """Salon terms: a payment takes principal and bonus 5 : 1 (bonus rounded down); when one part
+    runs short the other pays the rest."""
+    shares = {"principal": paid - paid // 6, "bonus": paid // 6}
+    holdings = {"principal": principal, "bonus": bonus}
+    short = 0
+    for part in ("principal", "bonus"):
+        if shares[part] > holdings[part]:
+            short += shares[part] - holdings[part]
+            shares[part] = holdings[part]
+    for part in ("principal", "bonus"):
+        extra = min(short, holdings[part] - shares[part])
+        shares[part] += extra
+        short -= extra
+    assert short == 0, "the stream never pays more from the wallet than it holds"
+    return shares["principal"], shares["bonus"]
+
+
+@cache
+def salon_model() -> dict[str, Any]:
+    """Lotus Salon's published terms, applied to events.jsonl in plain Python."""
+    members: dict[str, SalonMember] = defaultdict(SalonMember)
+    totals: Counter[str] = Counter()
+    rules: dict[str, Counter[str]] = defaultdict(Counter)
+    for event in events("salon"):
+        m = members[event["member_id"]]
+        a = attrs(event)
+        at = local(event)
+        m.expire(at)
+        kind = event["type"]
+        if kind == "signup":
+            m.points[at.year] += 100
+        elif kind == "topup":
+            awards = [("principal", a["amount"], 0)]
+            month = f"{at:%Y-%m}"
+            if m.bonus_months[month] >= 2:
+                rules["topup-bonus"]["skipped:cap_reached"] += 1
+            elif a["amount"] >= 10000:
+                awards.append(("bonus", a["amount"] // 10000 * 2000, 0))
+                m.bonus_months[month] += 1
+                rules["topup-bonus"]["fired"] += 1
+            for part, units, _ in awards:
+                setattr(m, part, getattr(m, part) + units)
+                totals[f"{part}_issued"] += units
+            m.earned[event["id"]] = (a["amount"], awards)
+        elif kind == "purchase":
+            paid = a.get("wallet_paid", 0)
+            if paid:
+                principal, bonus = wallet_draw(paid, m.principal, m.bonus)
+                m.principal -= principal
+                m.bonus -= bonus
+                totals["principal_spent"] += principal
+                totals["bonus_spent"] += bonus
+            points = a["amount"] // 100
+            m.points[at.year] += points
+            m.earned[event["id"]] = (a["amount"], [("points", points, at.year)])
+        elif kind == "refund":
+            original = a["original_event_id"]
+            amount, awards = m.earned[original]
+            for what, units, year in awards:
+                claw = clawback(units, amount, m.refunded[original], a["amount"])
+                if what == "points":
+                    totals["points_clawed_back"] += m.take_points(claw, first_year=year)
+                else:
+                    take = min(claw, getattr(m, what))
+                    setattr(m, what, getattr(m, what) - take)
+                    totals[f"{what}_clawed_back"] += take
+            m.refunded[original] += a["amount"]
+        elif kind == "checkin":
+            today = at.date()
+            if today not in m.checkin_days:
+                m.points[at.year] += 5
+                m.checkin_days.add(today)
+                rules["daily-checkin"]["fired"] += 1
+            else:
+                rules["daily-checkin"]["skipped:cap_reached"] += 1
+            if m.last_checkin != today:
+                m.streak = m.streak + 1 if m.last_checkin == today - timedelta(days=1) else 1
+                m.last_checkin = today
+            # The caps (once a day, twice a month) are checked before the streak condition.
+            if m.streak_fired[today.isoformat()] >= 1 or m.streak_fired[f"{at:%Y-%m}"] >= 2:
+                rules["streak-7"]["skipped:cap_reached"] += 1
+            elif m.streak == 7:
+                m.points[at.year] += 100
+                m.streak_fired[today.isoformat()] += 1
+                m.streak_fired[f"{at:%Y-%m}"] += 1
+                rules["streak-7"]["fired"] += 1
+            else:
+                rules["streak-7"]["skipped:when_false"] += 1
+        elif kind == "reward_redemption":
+            cost = SALON_REWARDS[a["reward"]]
+            assert sum(m.points.values()) >= cost
+            m.take_points(cost)
+    for m in members.values():
+        m.expire(NEW_YEAR)  # the replay ends in March: every member's 2025 points have expired
+    return {"members": members, "totals": totals, "rules": rules}
+
+
+def wallet_part(member: str, part: str) -> int:
+    lots = report("salon")["members"][member]["lots"].get("wallet", [])
+    return sum(lot["amount"] for lot in lots if lot["part"] == part)
+
+
+def test_wallet_principal_is_top_ups_less_principal_spent_and_refunded():
+    model = salon_model()
+    for member, m in model["members"].items():
+        assert wallet_part(member, "principal") == m.principal, member
+    wallet = report("salon")["totals"]["balances"]["wallet"]
+    t = model["totals"]
+    assert wallet["issued"] == t["principal_issued"] + t["bonus_issued"]
+    assert wallet["redeemed"] == t["principal_spent"] + t["bonus_spent"]
+    assert wallet["clawed_back"] == t["principal_clawed_back"] + t["bonus_clawed_back"]
+
+
+def test_bonus_is_twenty_yuan_per_full_hundred_on_two_top_ups_a_month_and_spent_one_to_five_with_principal():
+    model = salon_model()
+    for member, m in model["members"].items():
+        assert wallet_part(member, "bonus") == m.bonus, member
+    assert rule_counts("salon", "topup-bonus") == dict(sorted(model["rules"]["topup-bonus"].items()))
+    assert model["rules"]["topup-bonus"]["skipped:cap_reached"] > 0
+    # Each payment takes at most a sixth in bonus (rounded down); bonus is the part that runs out first.
+    assert 0 < model["totals"]["bonus_spent"] <= model["totals"]["principal_spent"] // 5
+
+
+def test_refunding_a_top_up_takes_back_its_principal_and_bonus_in_proportion():
+    # ls-20005 has her second top-up refunded in full the next day; ls-20008 gets the principal
+    # she has not spent back and leaves: the bonus goes back in the same proportion, and what
+    # rounding left of it (a few fen) stays in her wallet.
+    model = salon_model()
+    assert model["totals"]["principal_clawed_back"] > 0 and model["totals"]["bonus_clawed_back"] > 0
+    assert wallet_part("ls-20008", "principal") == 0
+    assert 0 <= wallet_part("ls-20008", "bonus") < 10
+
+
+def test_points_earned_in_2025_expire_on_new_years_day():
+    model = salon_model()
+    for member, m in model["members"].items():
+        assert balance("salon", member, "points") == sum(m.points.values()), member
+        lots = report("salon")["members"][member]["lots"].get("points", [])
+        assert all(lot["expires_at"] == "2027-01-01T00:00:00+08:00" for lot in lots)
+    points = report("salon")["totals"]["balances"]["points"]
+    assert points["expired"] == sum(m.expired for m in model["members"].values()) > 0
+    assert points["clawed_back"] == model["totals"]["points_clawed_back"] > 0
+
+
+def test_a_daily_check_in_earns_five_points_once_a_day_and_a_seven_day_streak_100_at_most_twice_a_month():
+    model = salon_model()
+    assert rule_counts("salon", "daily-checkin") == dict(sorted(model["rules"]["daily-checkin"].items()))
+    assert rule_counts("salon", "streak-7") == dict(sorted(model["rules"]["streak-7"].items()))
+    hunter = model["members"]["ls-20003"]
+    assert hunter.streak_fired["2026-01"] == 2  # four streaks of seven days in January, two rewarded
+
+
+# --- shop: Nova Shop ---------------------------------------------------------------------------------
+
+SHOP_REWARDS = {"limited-50": (2000, 5), "voucher-10": (800, None)}  # cost, stock
+WELCOME_BUDGET = 40
+
+
+@cache
+def shop_model() -> dict[str, Any]:
+    """Nova Shop's published terms, applied to events.jsonl in plain Python."""
+    points: Counter[str] = Counter()
+    lowest: Counter[str] = Counter()
+    earned: dict[str, tuple[int, int]] = {}
+    refunded: Counter[str] = Counter()
+    welcomed: list[str] = []
+    referrals: Counter[tuple[str, str]] = Counter()
+    rules: dict[str, Counter[str]] = defaultdict(Counter)
+    granted: Counter[str] = Counter()
+    refusals: list[tuple[str, str]] = []
+    for event in events("shop"):
+        member, a, kind = event["member_id"], attrs(event), event["type"]
+        if kind == "signup":
+            if len(welcomed) < WELCOME_BUDGET:
+                welcomed.append(member)
+        elif kind == "purchase":
+            units = a["amount"] // 100
+            points[member] += units
+            earned[event["id"]] = (a["amount"], units)
+        elif kind == "refund":
+            amount, units = earned[a["original_event_id"]]
+            points[member] -= clawback(units, amount, refunded[a["original_event_id"]], a["amount"])
+            refunded[a["original_event_id"]] += a["amount"]
+        elif kind == "referral_completed":
+            month = local(event).strftime("%Y-%m")
+            if referrals[(member, month)] >= 3:  # the cap is checked before the condition
+                rules["referral-bonus"]["skipped:cap_reached"] += 1
+            elif a["first_order_amount"] >= 9900:
+                referrals[(member, month)] += 1
+                points[member] += 500
+                rules["referral-bonus"]["fired"] += 1
+            else:
+                rules["referral-bonus"]["skipped:when_false"] += 1
+        elif kind == "reward_redemption":
+            cost, stock = SHOP_REWARDS[a["reward"]]
+            if stock is not None and granted[a["reward"]] >= stock:
+                refusals.append((event["id"], "out_of_stock"))
+            elif points[member] < cost:
+                refusals.append((event["id"], "insufficient_balance"))
+            else:
+                points[member] -= cost
+                granted[a["reward"]] += 1
+        lowest[member] = min(lowest[member], points[member])
+    signups = sum(1 for e in events("shop") if e["type"] == "signup")
+    return {
+        "points": points,
+        "lowest": lowest,
+        "welcomed": welcomed,
+        "signups": signups,
+        "rules": rules,
+        "granted": granted,
+        "refusals": refusals,
+    }
+
+
+def test_the_welcome_coupon_goes_to_the_first_40_signups_and_no_more():
+    model = shop_model()
+    assert model["signups"] > WELCOME_BUDGET
+    coupons = report("shop")["totals"]["coupons"]["welcome-30"]
+    assert coupons["issued"] == min(model["signups"], WELCOME_BUDGET) == len(model["welcomed"])
+    assert rule_counts("shop", "welcome-coupon") == {
+        "fired": WELCOME_BUDGET,
+        "skipped:budget_exhausted": model["signups"] - WELCOME_BUDGET,
+    }
+    holders = sorted(
+        m
+        for m, state in report("shop")["members"].items()
+        if any(c["policy"] == "welcome-30" for c in state["coupons"])
+    )
+    assert holders == sorted(model["welcomed"])
+
+
+def test_points_are_one_per_yuan_and_a_refund_takes_them_back_even_when_spent():
+    model = shop_model()
+    for member, state in report("shop")["members"].items():
+        assert state["balances"].get("points", 0) == model["points"][member], member
+        owed = -model["points"][member]
+        assert state.get("debts", {}) == ({"points": owed} if owed > 0 else {}), member
+    assert any(lowest < 0 for lowest in model["lowest"].values())
+
+
+def test_a_member_who_spent_the_points_of_a_returned_tv_owes_them_until_later_orders_pay_them_off():
+    model = shop_model()
+    debtor = report("shop")["members"]["nv-30007"]
+    assert model["lowest"]["nv-30007"] < 0 <= model["points"]["nv-30007"]
+    assert "debts" not in debtor
+    lots = debtor["lots"]["points"]
+    assert sum(lot["amount"] for lot in lots) == model["points"]["nv-30007"]
+    # The debt is paid off first: no lot from before the refund survives it.
+    refund = next(e for e in events("shop") if e["type"] == "refund" and e["member_id"] == "nv-30007")
+    assert all(
+        datetime.fromisoformat(lot["earned_at"]) > datetime.fromisoformat(refund["occurred_at"])
+        for lot in lots
+    )
+
+
+def test_a_friend_s_first_order_of_99_yuan_pays_500_points_for_at_most_three_friends_a_month():
+    model = shop_model()
+    assert rule_counts("shop", "referral-bonus") == dict(sorted(model["rules"]["referral-bonus"].items()))
+    assert model["rules"]["referral-bonus"]["skipped:cap_reached"] == 2  # nv-30004's five friends in March
+
+
+def test_the_limited_voucher_sells_out_after_five_and_later_requests_are_refused():
+    model = shop_model()
+    assert report("shop")["totals"]["rewards"] == dict(sorted(model["granted"].items()))
+    assert model["granted"]["limited-50"] == 5
+    refusals = [(r["event_id"], r["code"]) for r in report("shop")["rejections"]]
+    assert refusals == model["refusals"]
+    attempts = sum(
+        1 for e in events("shop") if e["type"] == "reward_redemption" and attrs(e)["reward"] == "limited-50"
+    )
+    short = sum(1 for _, code in refusals if code == "insufficient_balance")
+    assert sum(1 for _, code in refusals if code == "out_of_stock") == attempts - 5 - short > 0
