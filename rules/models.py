@@ -39,13 +39,18 @@ class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=False)
 
 
-def _plain_decimal(value: Decimal) -> str:
-    # 1.5 and 1.50 are the same rate: serialize one way so the content hash agrees.
-    text = format(value.normalize(), "f")
-    return text
+def _json_decimal(value: Decimal) -> float:
+    # Written as a JSON number, so a stored version reads back as the number it is (text would
+    # read back as text where a benefit may be either). At most 15 significant digits, so the
+    # shortest float representation is the decimal itself: 1.5 and 1.50 both write 1.5.
+    return float(value)
 
 
-Dec = Annotated[Decimal, PlainSerializer(_plain_decimal, return_type=str, when_used="json")]
+Dec = Annotated[
+    Decimal,
+    Field(max_digits=15),
+    PlainSerializer(_json_decimal, return_type=float, when_used="json"),
+]
 """A decimal number (a rate, a multiplier, a share). Written as a number in YAML."""
 
 Name = Annotated[

@@ -38,3 +38,9 @@ def current(engine: Engine) -> str | None:
 
 def pending(engine: Engine) -> bool:
     return current(engine) != head()
+
+
+def revisions() -> list[str]:
+    """Every migration this version of Perkflow knows, the oldest first."""
+    script = ScriptDirectory(str(_HERE))
+    return [r.revision for r in reversed(list(script.walk_revisions()))]

@@ -23,7 +23,7 @@ from perkflow.engine.events import parse_instant
 from perkflow.rules import Loaded, SchemeError, content_hash, diff, load, render
 from perkflow.rules.schema import json_schema
 
-from . import views
+from . import ops, serve, views
 
 app = typer.Typer(
     name="perkflow",
@@ -57,7 +57,7 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Perkflow: check, compare and replay loyalty schemes.
+    """Perkflow: check, compare and replay loyalty schemes, and run a deployment.
 
     Errors name the file, line, column and field. Exit status: 0 when the input is fine, 1 when it
     has errors, 2 for a usage error.
@@ -67,12 +67,13 @@ def root(
 # --- validate, lint, schema --------------------------------------------------------------------
 
 
-def _load(path: Path) -> Loaded:
+def _load(path: Path, *, stored: bool = False, database_url: str | None = None) -> Loaded:
     text = str(path)
+    if stored and not path.exists() and ops.is_stored_ref(text):
+        return ops.load_stored(text, database_url)
     if not path.exists() and (text.startswith("v:") or text.startswith("sha256-")):
         _fail(
-            f"stored versions such as '{text}' need the storage layer, which is not there yet: "
-            "pass a scheme file or folder"
+            f"'{text}' names a stored version, which only `perkflow diff` reads: pass a scheme file or folder"
         )
     return load(path)
 
@@ -189,25 +190,36 @@ def schema(
 @app.command(name="diff")
 def diff_command(
     old: Annotated[
-        Path, typer.Argument(metavar="OLD", help="The scheme before: a file or a folder.", show_default=False)
+        Path,
+        typer.Argument(
+            metavar="OLD",
+            help="The scheme before: a file, a folder, or a stored version.",
+            show_default=False,
+        ),
     ],
     new: Annotated[
-        Path, typer.Argument(metavar="NEW", help="The scheme after: a file or a folder.", show_default=False)
+        Path,
+        typer.Argument(
+            metavar="NEW", help="The scheme after: a file, a folder, or a stored version.", show_default=False
+        ),
     ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the changes as a JSON list, for programs.")
     ] = False,
+    database_url: ops.DatabaseUrl = None,
 ) -> None:
     """Show what changed between two schemes, by id.
 
     Each item is marked + added, - removed or ~ changed, with every changed field as
     old -> new. Both schemes are compared in canonical form, so formatting, comments, key order and defaults
-    written out are no change. Stored versions (v:3) will be accepted once storage exists.
+    written out are no change. A stored version is named v:3 (its number), id:7 (a submitted version)
+    or by its content hash, and read from the database of --database-url.
 
     Exit status: 0 when both schemes load (whatever the differences), 1 when either has errors,
     2 for a usage error.
     """
-    before, after = _load(old), _load(new)
+    before = _load(old, stored=True, database_url=database_url)
+    after = _load(new, stored=True, database_url=database_url)
     if not (before.ok and after.ok):
         for path, loaded in ((old, before), (new, after)):
             if not loaded.ok:
@@ -453,6 +465,10 @@ def _print_json(data: Any) -> None:
 def _fail(message: str) -> NoReturn:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(1)
+
+
+ops.register(app)
+serve.register(app)
 
 
 def run() -> None:
