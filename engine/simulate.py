@@ -51,22 +51,27 @@ class Replay:
                 self.rejections.append({"event_id": event.id, "code": "unknown_member", "message": f"no member '{event.member_id}'"})
                 return
             state = new_member(event.member_id, event.occurred_at, tier=self.program.lowest_tier(), home_store=event.store)
-        state = self._advance(state, event.occurred_at)
+        due: list[Decision] = []
+        state = self._advance(state, event.occurred_at, due)
         decision = evaluate(self.program, state, event, self.budgets, trace=self.trace)
         if decision.rejection is not None:
+            # As in the service, a refused event changes nothing, not even what fell due before
+            # it: that is applied, and counted, with the member's next event or at the end.
             self.rejections.append({"event_id": event.id, "code": decision.rejection.code, "message": decision.rejection.message})
             return
+        for done in due:
+            self.system += 1
+            self._record(done)
         self.applied += 1
         self._record(decision)
         self.members[event.member_id] = decision.state
         if self.last_at is None or event.occurred_at > self.last_at:
             self.last_at = event.occurred_at
 
-    def _advance(self, state: MemberState, until: datetime) -> MemberState:
+    def _advance(self, state: MemberState, until: datetime, done: list[Decision]) -> MemberState:
         for due in due_events(self.program, state, until):
             decision = evaluate(self.program, state, due, self.budgets, trace=self.trace)
-            self.system += 1
-            self._record(decision)
+            done.append(decision)
             state = decision.state
         return state
 
@@ -75,7 +80,11 @@ class Replay:
         if until is None:
             return
         for member_id in sorted(self.members):
-            self.members[member_id] = self._advance(self.members[member_id], until)
+            due: list[Decision] = []
+            self.members[member_id] = self._advance(self.members[member_id], until, due)
+            for done in due:
+                self.system += 1
+                self._record(done)
         self.last_at = max(self.last_at or until, until)
 
     def _record(self, decision: Decision) -> None:

@@ -157,7 +157,7 @@ lots = Table(
     Column("earned_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=True),
     Column("available_at", UTCDateTime, nullable=True),
-    Column("source_event", String(200), nullable=False),
+    Column("source_event", String(260), nullable=False),
     Column("rule", String(200), nullable=True),
     Index(None, "member_id", "balance"),
     Index(None, "expires_at"),
@@ -168,7 +168,7 @@ ledger = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
-    Column("event_id", String(200), nullable=False),
+    Column("event_id", String(260), nullable=False),  # system events' ids are longer than the member's id
     Column("balance", String(40), nullable=False),
     Column("part", String(40), nullable=True),
     Column("kind", String(16), nullable=False),  # earn, spend, expire, clawback, adjust, opening
@@ -205,7 +205,7 @@ coupons = Table(
     Column("issued_at", UTCDateTime, nullable=False),
     Column("valid_from", UTCDateTime, nullable=False),
     Column("valid_until", UTCDateTime, nullable=False),
-    Column("source_event", String(200), nullable=False),
+    Column("source_event", String(260), nullable=False),
     Column("rule", String(200), nullable=True),
     Column("redeemed_at", UTCDateTime, nullable=True),
     Column("redeemed_by", String(200), nullable=True),
@@ -225,7 +225,7 @@ budgets = Table(
 events = Table(
     "events",
     metadata,
-    Column("id", String(200), primary_key=True),
+    Column("id", String(260), primary_key=True),  # posted ids: 200 at most; expiry:<member id>:<instant> more
     Column("member_id", BigInteger, ForeignKey("members.id"), nullable=True),
     Column("external_member_id", String(200), nullable=False),
     Column("type", String(40), nullable=False),
@@ -247,7 +247,7 @@ tier_history = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
-    Column("event_id", String(200), nullable=False),
+    Column("event_id", String(260), nullable=False),
     Column("from_tier", String(64), nullable=True),
     Column("to_tier", String(64), nullable=False),
     Column("reason", String(16), nullable=False),
@@ -261,7 +261,7 @@ outbox = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("kind", String(40), nullable=False),  # notification, points_changed, tier_changed, coupon_issued...
     Column("member_id", BigInteger, nullable=True),
-    Column("event_id", String(200), nullable=False),
+    Column("event_id", String(260), nullable=False),
     Column("payload", Json, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("status", String(16), nullable=False, default="pending"),  # pending, delivered, dead

@@ -84,3 +84,25 @@ def test_a_rule_whose_granted_reward_cannot_be_given_fires_not_at_all():
     assert second.effects == ()
     assert m.balance("points") == 10 == ledger_sum(m.decisions, "points")
     assert dict(m.state.rewards) == {"gift": 1}
+
+
+def test_an_expiry_before_a_refused_event_is_counted_once():
+    # A refused event used to drop the member state advanced for it, so its expiry ran again later.
+    from perkflow.engine import compile, replay
+    from perkflow.rules import loads
+
+    scheme = loads(
+        "id: x\nname: X\nbalances:\n  points: {expiry: {kind: rolling, after: 1d}}\n"
+        "rules:\n  - {id: e, on: purchase, then: [{award: {balance: points, amount: event.amount}}]}\n",
+        "x.yaml",
+    ).scheme
+    assert scheme is not None
+    events = [
+        {"id": "s", "type": "signup", "member_id": "m", "occurred_at": "2026-01-01T10:00:00+08:00"},
+        {"id": "p", "type": "purchase", "member_id": "m", "occurred_at": "2026-01-01T11:00:00+08:00", "attributes": {"amount": 35}},
+        {"id": "r", "type": "refund", "member_id": "m", "occurred_at": "2026-01-05T11:00:00+08:00", "attributes": {"amount": 5, "original_event_id": "zz"}},
+        {"id": "q", "type": "purchase", "member_id": "m", "occurred_at": "2026-01-06T11:00:00+08:00", "attributes": {"amount": 1}},
+    ]
+    report = replay(compile(scheme), events).report()
+    assert report["totals"]["balances"]["points"]["expired"] == 35
+    assert report["events"] == {"applied": 3, "rejected": 1, "system": 1}
