@@ -55,7 +55,9 @@ def _usable(coupon: Coupon, at: datetime) -> str | None:
     return f"coupon '{coupon.id}' is {state}"
 
 
-def _stacking(policy_id: str, policy: CouponPolicy, taken: list[tuple[int, Coupon, CouponPolicy]]) -> str | None:
+def _stacking(
+    policy_id: str, policy: CouponPolicy, taken: list[tuple[int, Coupon, CouponPolicy]]
+) -> str | None:
     if not taken:
         return None
     if not policy.stacking.with_others:
@@ -97,20 +99,32 @@ def validate_coupons(
         elif (why := _usable(coupon, at)) is not None:
             refusal = ("coupon_not_usable", why)
         elif policy is None:
-            refusal = ("coupon_not_usable", f"coupon '{coupon_id}' is of policy '{coupon.policy}', which the scheme in force no longer has")
+            refusal = (
+                "coupon_not_usable",
+                f"coupon '{coupon_id}' is of policy '{coupon.policy}', which the scheme in force no longer has",
+            )
         elif order_amount < policy.min_spend:
-            refusal = ("coupon_min_spend", f"coupon '{coupon_id}' needs an order of at least {policy.min_spend}, this one is {order_amount}")
+            refusal = (
+                "coupon_min_spend",
+                f"coupon '{coupon_id}' needs an order of at least {policy.min_spend}, this one is {order_amount}",
+            )
         elif (why := _stacking(coupon.policy, policy, taken)) is not None:
             refusal = ("coupon_not_stackable", f"coupon '{coupon_id}': {why}")
         seen.add(coupon_id)
         if refusal is not None:
-            checks.append(CouponCheck(coupon_id, i, coupon.policy if coupon else None, code=refusal[0], message=refusal[1]))
+            checks.append(
+                CouponCheck(
+                    coupon_id, i, coupon.policy if coupon else None, code=refusal[0], message=refusal[1]
+                )
+            )
             continue
         assert coupon is not None and policy is not None
         taken.append((i, coupon, policy))
         checks.append(CouponCheck(coupon_id, i, coupon.policy))
     left = order_amount
-    for order, (i, coupon, policy) in enumerate(sorted(taken, key=lambda t: (_RANK[t[2].benefit.kind], t[0])), 1):
+    for order, (i, coupon, policy) in enumerate(
+        sorted(taken, key=lambda t: (_RANK[t[2].benefit.kind], t[0])), 1
+    ):
         discount = _discount(policy, left)
         left -= min(left, discount)
         checks[i] = CouponCheck(coupon.id, i, coupon.policy, True, order, discount)

@@ -46,13 +46,14 @@ from .calendar import (
 from .coupons import validate_coupons
 from .events import Event
 from .program import CompiledAction, CompiledCounter, CompiledRule, Program
-from .state import Coupon, CounterState, Earning, Lot, MemberState
+from .state import CounterState, Coupon, Earning, Lot, MemberState
 
 _FAR = datetime.max.replace(tzinfo=UTC)
 _ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _AMOUNT, _AVAILABLE_AT = attrgetter("amount"), attrgetter("available_at")
 _DAY, _VALUE = itemgetter(0), itemgetter(1)
+_NOTHING_COUNTED = CounterState()  # immutable: one instance serves every counter not yet moved
 
 
 @quick_init
@@ -213,7 +214,7 @@ class _Refuse(Exception):
         self.rejection = Rejection(code, message, pointer)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Work:
     """The member while one event is evaluated: copied on first write, frozen again at the end."""
 
@@ -255,11 +256,10 @@ class _Work:
     # --- lots --------------------------------------------------------------------------------
 
     def _own(self, balance: str) -> list[Lot]:
-        if balance not in self.owned:
-            self.lots[balance] = list(self.lots.get(balance, ()))
+        lots = self.lots.get(balance, ())
+        if balance not in self.owned or type(lots) is not list:  # the state's, or a tuple earn() made
+            lots = self.lots[balance] = list(lots)
             self.owned.add(balance)
-        lots = self.lots[balance]
-        assert isinstance(lots, list)
         return lots
 
     def _debts(self) -> dict[str, int]:
@@ -301,13 +301,17 @@ class _Work:
         lots_changed: tuple[tuple[str, int], ...] = ()
         if units > 0:
             lot = Lot(self.next_id(), balance, units, self.at, expires_at, part, available_at, self.event.id, rule)
-            lots = self._own(balance)
+            lots = self.lots.get(balance, ())
             key = lot_order(program, balance)
-            # A new lot usually sorts last (events come in time order): append it without a search.
             if lots and key(lots[-1]) > key(lot):
-                bisect.insort(lots, lot, key=key)
-            else:
+                bisect.insort(self._own(balance), lot, key=key)
+            elif balance in self.owned and type(lots) is list:
                 lots.append(lot)
+            else:
+                # A new lot usually sorts last (events come in time order): one copy of the
+                # state's lots with the new one at the end, which freeze() then keeps as it is.
+                self.lots[balance] = tuple(lots) + (lot,)
+                self.owned.add(balance)
             lots_changed = ((lot.id, units),)
             self.new_lots.append(lot.id)
         self.earned.append((balance, part, amount))
@@ -519,12 +523,12 @@ def _move_counter(state: CounterState, counter: CompiledCounter, value: int, tod
 # --- evaluation ----------------------------------------------------------------------------------
 
 
-def _event_names(event: Event) -> dict[str, Any]:
+def _event_names(event: Event, occurred_at: int) -> dict[str, Any]:
     names = dict(event.attributes)
     names["type"] = event.type
     names["store"] = event.store
     names["channel"] = event.channel
-    names["occurred_at"] = int(event.occurred_at.timestamp())
+    names["occurred_at"] = occurred_at
     return names
 
 
@@ -602,9 +606,11 @@ def _check_time(program: Program, state: MemberState, event: Event) -> None:
 
 
 def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
-    data: dict[str, Any] = {"event": _event_names(event), "now": int(event.occurred_at.timestamp())}
+    now = int(event.occurred_at.timestamp())
+    data: dict[str, Any] = {"event": _event_names(event, now), "now": now}
     data["member"] = _member_names(program, work, program.reads_balances.get(event.type, True))
-    data["tier"] = program.tier_names.get(work.tier or "", {"id": "", "rank": 0})
+    tier_names = program.tier_names.get(work.tier or "")
+    data["tier"] = tier_names if tier_names is not None else {"id": "", "rank": 0}
     data["campaign"] = _EMPTY
 
     # 1. refusals before anything moves
@@ -628,13 +634,13 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
             except EvalError as exc:
                 work.trace.append(RuleTrace(f"counter:{counter.name}", "skipped", "expression_error", detail=str(exc)))
                 continue
-            counters[counter.name] = _move_counter(counters.get(counter.name, CounterState()), counter, value, today)
+            counters[counter.name] = _move_counter(counters.get(counter.name, _NOTHING_COUNTED), counter, value, today)
         work.counters = counters
     all_counters = program.scheme.counters
     if all_counters:
         compiled = program.counter_by_name
         data["counters"] = {
-            name: _counter_value(work.counters.get(name, CounterState()), compiled[name], today) if name in compiled else 0
+            name: _counter_value(work.counters.get(name, _NOTHING_COUNTED), compiled[name], today) if name in compiled else 0
             for name in all_counters
         }
     else:
@@ -675,13 +681,13 @@ def _run_rules(program: Program, work: _Work, event: Event, data: dict[str, Any]
                 _check_campaign(work, campaign, data)
             else:
                 data["campaign"] = _EMPTY
-            cap_updates = _check_caps(work, rule)
+            cap_updates = _check_caps(work, rule) if rule.caps else None
             when = rule.when
             if when is not None:
                 if tracing:
                     read = _read(data, when.names)
                 try:
-                    passed = when(data)
+                    passed = when.fn(data)  # Expr.__call__ without the extra call
                 except EvalError as exc:
                     raise _Skip("expression_error", str(exc)) from None
                 if not passed:  # the common skip, traced without raising
@@ -791,7 +797,7 @@ def _amounts(actions: tuple[CompiledAction, ...], data: Mapping[str, Any], prefi
             amounts.append(0)
             continue
         try:
-            amount = _round(action.amount(data), action.rounding)
+            amount = _round(action.amount.fn(data), action.rounding)
         except EvalError as exc:
             raise _Skip("expression_error", f"{prefix}{action.kind} amount: {exc}") from None
         if amount < 0:
@@ -995,7 +1001,11 @@ def _reevaluate_tier(program: Program, work: _Work, data: Mapping[str, Any]) -> 
         work.trace.append(RuleTrace("tier", "skipped", "expression_error", detail=str(exc)))
         return
     current = program.rank.get(work.tier or "", 0)
-    reached = max(i for i, level in enumerate(program.levels) if level.threshold <= value)
+    thresholds = program.thresholds
+    if value >= thresholds[0]:
+        reached = bisect.bisect_right(thresholds, value) - 1  # the highest level whose threshold is reached
+    else:
+        reached = max(i for i, level in enumerate(program.levels) if level.threshold <= value)
     if reached > current:
         target = program.levels[reached].id
         work.change_tier(target, "upgrade", None)
@@ -1086,7 +1096,7 @@ def due_events(program: Program, state: MemberState, until: datetime) -> list[Ev
 
 
 def _finish_notifications(program: Program, work: _Work) -> None:
-    if not any(e.kind == "notify" for e in work.effects):
+    if not work.effects or not any(e.kind == "notify" for e in work.effects):
         return
     earned: dict[str, int] = {}
     for e in work.effects:

@@ -26,10 +26,17 @@ def merge_states(program: Program, survivor: MemberState, absorbed: MemberState)
     lots = {}
     for balance in sorted(set(survivor.lots) | set(absorbed.lots)):
         both = (*survivor.lots.get(balance, ()), *absorbed.lots.get(balance, ()))
-        lots[balance] = tuple(sorted(both, key=lot_order(program, balance))) if balance in program.balances else both
-    debts = {b: survivor.debts.get(b, 0) + absorbed.debts.get(b, 0) for b in set(survivor.debts) | set(absorbed.debts)}
+        lots[balance] = (
+            tuple(sorted(both, key=lot_order(program, balance))) if balance in program.balances else both
+        )
+    debts = {
+        b: survivor.debts.get(b, 0) + absorbed.debts.get(b, 0)
+        for b in set(survivor.debts) | set(absorbed.debts)
+    }
     counters = {
-        name: _counter(survivor.counters.get(name, CounterState()), absorbed.counters.get(name, CounterState()))
+        name: _counter(
+            survivor.counters.get(name, CounterState()), absorbed.counters.get(name, CounterState())
+        )
         for name in sorted(set(survivor.counters) | set(absorbed.counters))
     }
     caps = dict(absorbed.caps)
@@ -39,8 +46,15 @@ def merge_states(program: Program, survivor: MemberState, absorbed: MemberState)
             caps[key] = mine
         elif mine[0] == theirs[0]:
             caps[key] = (mine[0], max(mine[1], theirs[1]))
-    rewards = {r: survivor.rewards.get(r, 0) + absorbed.rewards.get(r, 0) for r in set(survivor.rewards) | set(absorbed.rewards)}
-    higher = absorbed if program.rank.get(absorbed.tier or "", 0) > program.rank.get(survivor.tier or "", 0) else survivor
+    rewards = {
+        r: survivor.rewards.get(r, 0) + absorbed.rewards.get(r, 0)
+        for r in set(survivor.rewards) | set(absorbed.rewards)
+    }
+    higher = (
+        absorbed
+        if program.rank.get(absorbed.tier or "", 0) > program.rank.get(survivor.tier or "", 0)
+        else survivor
+    )
     last = [s.last_event_at for s in (survivor, absorbed) if s.last_event_at is not None]
     return MemberState(
         member_id=survivor.member_id,

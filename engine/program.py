@@ -110,6 +110,7 @@ class Program:
         self.late_event_limit = duration_delta(scheme.late_event_limit)
         self.levels: tuple[TierLevel, ...] = tuple(scheme.tiers.levels) if scheme.tiers else ()
         self.rank: dict[str, int] = {level.id: i for i, level in enumerate(self.levels)}
+        self.thresholds: tuple[int, ...] = tuple(level.threshold for level in self.levels)  # strictly rising
         self.tier_names: dict[str, dict[str, Any]] = {
             level.id: {"id": level.id, "rank": i, **level.benefits} for i, level in enumerate(self.levels)
         }

@@ -38,6 +38,17 @@ BUILTIN_EVENT_TYPES: dict[str, EventType] = {
     "checkin": EventType(description="A visit or a daily check-in."),
     "birthday": EventType(description="The member's birthday (produced by the scheduler)."),
     "profile_update": EventType(description="The member's profile changed."),
+    "coupon_redemption": EventType(
+        description="A member uses a coupon outside a purchase event (posted by POST /api/v1/coupons/{id}/redeem).",
+        attributes={
+            "coupon": Attribute(type="str", description="The id of the coupon used."),
+            "order_amount": Attribute(
+                type="money",
+                required=False,
+                description="The order the coupon is used on, before coupons, in minor units; its minimum spend is checked on it.",
+            ),
+        },
+    ),
     "reward_redemption": EventType(
         description="A member spends a balance on a reward from the catalogue.",
         attributes={"reward": Attribute(type="str", description="The id of the reward.")},

@@ -746,6 +746,8 @@ def _deepest_bracket(source: str) -> tuple[int, int] | None:
     Redundant parentheses leave no trace in the tree, so `((((1))))` two hundred deep would pass
     the tree's depth check; no operator writes that, a generated attack does.
     """
+    if sum(source.count(bracket) for bracket in "([{") <= MAX_DEPTH:
+        return None  # too few brackets, strings included, to nest that deep: skip the tokenizer
     depth = 0
     try:
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
@@ -1454,7 +1456,40 @@ def compile_expr(
     Never raises for any input string; returns (None, errors) on any error, every error found.
     `expect` is Type.BOOL for conditions ("not_boolean" when the result is definitely not a bool;
     ANY is accepted) and Type.NUMBER for amounts ("not_number").
+
+    The result is a pure function of the arguments, so it is remembered: loading a scheme checks
+    its expressions and compiling it for the engine asks for the same ones again, as does the next
+    version of a scheme for every expression it keeps.
     """
+    if not isinstance(source, str) or len(source) > MAX_SOURCE_LENGTH:
+        return _compile_expr(source, env, functions, expect=expect)
+    try:
+        key = (source, tuple(env.items()), functions, expect)
+        hash(key)
+    except TypeError:  # an environment that cannot be a key is compiled every time
+        return _compile_expr(source, env, functions, expect=expect)
+    expr, errors = _compile_remembered(key)
+    return expr, list(errors)
+
+
+def clear_compiled() -> None:
+    """Forget the expressions compiled so far (to measure a cold load)."""
+    _compile_remembered.cache_clear()
+
+
+_Key = tuple[str, tuple[tuple[str, Type], ...], Functions, Type | None]
+
+
+@lru_cache(maxsize=8192)
+def _compile_remembered(key: _Key) -> tuple[Expr | None, tuple[ExprError, ...]]:
+    source, env, functions, expect = key
+    expr, errors = _compile_expr(source, dict(env), functions, expect=expect)
+    return expr, tuple(errors)
+
+
+def _compile_expr(
+    source: str, env: Mapping[str, Type], functions: Functions, *, expect: Type | None = None
+) -> tuple[Expr | None, list[ExprError]]:
     if not isinstance(source, str):
         return None, [
             ExprError("syntax_error", f"an expression must be text, got {type(source).__name__}", 1)
@@ -1479,7 +1514,7 @@ def compile_expr(
         line, column = bracket
         return None, [ExprError("too_deep", too_deep, positions.of_char(line, column))]
 
-    types_by_name = {name: Type(t) for name, t in env.items()}
+    types_by_name = {name: t if type(t) is Type else Type(t) for name, t in env.items()}
     compiler = _Compiler(stripped, types_by_name, functions, positions)
     result = compiler.value(tree.body)
     if not compiler.errors and expect is not None and result is not Type.ANY and result is not expect:

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from perkflow.api.app import create_api
 from perkflow.app import create_app
 from perkflow.service.access import SCOPES
 from perkflow.service.core import Service, open_service, system_clock
@@ -73,7 +74,8 @@ def serve(
         _many(settings, workers)
         return
     service = open_service(settings.database_url, settings.data_dir, data_key=settings.data_key)
-    uvicorn.run(create_app(service, settings), host=settings.host, port=settings.port, log_level="info")
+    app = create_api(service, settings) if api_only else create_app(service, settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 
 
 def _many(settings: Settings, workers: int) -> None:

@@ -97,7 +97,11 @@ class AccessService:
             return None
         return Principal(f"key:{row.id}", frozenset(row.scopes), frozenset(row.stores) if row.stores is not None else None)
 
-    def create_user(self, username: str, password: str, roles: list[str], *, created_by: str, stores: list[str] | None = None) -> int | Problem:
+    def create_user(
+        self, username: str, password: str, roles: list[str], *, created_by: str, stores: list[str] | None = None,
+        must_change_password: bool = False,
+    ) -> int | Problem:
+        """A new user; `must_change_password` for a one-time password someone else chose."""
         bad = [r for r in roles if r not in ROLES]
         if bad or not roles:
             return invalid("unknown role", [FieldError("/roles", "unknown_role", f"roles are some of: {', '.join(ROLES)}")], code="unknown_role")
@@ -110,7 +114,7 @@ class AccessService:
             result = conn.execute(
                 insert(t.users).values(
                     username=username, password_hash=_hasher.hash(password), roles=sorted(set(roles)), stores=stores or [],
-                    created_at=now,
+                    must_change_password=must_change_password, created_at=now,
                 )
             )
             record(conn, now, created_by, "user_created", f"user:{username}", {"roles": sorted(set(roles)), "stores": stores or []})

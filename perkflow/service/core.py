@@ -12,8 +12,10 @@ from perkflow.storage import migrate
 from perkflow.storage.db import open_engine
 
 from .access import AccessService
+from .coupons import CouponService, RewardService
 from .crypto import DataKeys, load_keys
 from .events import EventService
+from .idempotency import IdempotencyKeys
 from .members import MemberService
 from .versions import Versions
 
@@ -29,6 +31,9 @@ class Service:
         self.events = EventService(engine, self.versions, clock)
         self.members = MemberService(engine, self.versions, self.events, keys, clock)
         self.access = AccessService(engine, clock)
+        self.coupons = CouponService(engine, self.versions, self.events, clock)
+        self.rewards = RewardService(self.events, clock)
+        self.idempotency = IdempotencyKeys(engine, clock)
 
     def ready(self) -> tuple[bool, str]:
         """Whether the database answers and its schema is at the newest migration."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,17 +21,31 @@ from typing import Any
 from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from perkflow.engine import Decision, Event, MemberState, Program, due_events, evaluate, new_member, parse_event
+from perkflow.engine import (
+    Decision,
+    Event,
+    MemberState,
+    Program,
+    due_events,
+    evaluate,
+    new_member,
+    parse_event,
+)
 from perkflow.engine.events import parse_instant
+from perkflow.rules.builtins import SYSTEM_EVENT_TYPES
 from perkflow.storage import tables as t
 
 from .audit import record
-from .problems import FieldError, Problem, conflict, invalid
+from .problems import FieldError, Problem, conflict, invalid, not_found
 from .state_store import load_state, save_decision
 from .versions import Versions
 
 FUTURE_LIMIT = timedelta(minutes=5)
 BUDGET_RETRIES = 4
+MAX_BATCH = 1000
+MAX_INTEGER = 2**53 - 1  # what JSON carries exactly; ledger columns hold 64 bits
+_INT64 = 2**63 - 1
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")  # PostgreSQL refuses NUL; UTF-8 cannot encode lone surrogates
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,33 @@ def _differences(old: Any, new: Any, pointer: str = "") -> list[str]:
             out += _differences(old.get(key), new.get(key), f"{pointer}/{key}")
         return out
     return [] if old == new else [pointer or "/"]
+
+
+def unstorable(value: Any, pointer: str = "") -> FieldError | None:
+    """The first text or number of an event that the database cannot hold, before anything is
+    written: a NUL character or a lone surrogate, or an integer beyond what JSON carries exactly."""
+    if isinstance(value, str):
+        if _BAD_TEXT.search(value):
+            return FieldError(pointer, "invalid_text", "text may not hold NUL characters or unpaired surrogates")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > MAX_INTEGER:
+            return FieldError(pointer, "number_too_large", f"whole numbers go up to {MAX_INTEGER}")
+    elif isinstance(value, dict | list):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            here = f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
+            found = (unstorable(key, here) if isinstance(key, str) else None) or unstorable(item, here)
+            if found is not None:
+                return found
+    return None
+
+
+def _too_large(decision: Decision) -> bool:
+    """Whether an amount the decision would store does not fit the ledger's 64-bit columns (an
+    expression can multiply an amount that is itself in range)."""
+    state = decision.state
+    amounts = [e.amount for e in decision.effects] + [state.balance(b) for b in state.lots]
+    return any(abs(a) > _INT64 for a in [*amounts, *state.debts.values()])
 
 
 def _event_problems(errors: list[Any]) -> Problem:
@@ -75,6 +117,8 @@ class EventService:
         transaction when the event is applied, for events made on someone's behalf."""
         if not isinstance(raw, dict):
             return invalid("an event is a JSON object", [FieldError("", "wrong_type", "send a JSON object")], code="wrong_type")
+        if (bad := unstorable(raw)) is not None:
+            return invalid(bad.message, [bad], code=bad.code)
         occurred_at = parse_instant(raw.get("occurred_at"))
         now = self.clock()
         if occurred_at is not None and occurred_at > now + FUTURE_LIMIT:
@@ -83,7 +127,13 @@ class EventService:
                 [FieldError("/occurred_at", "event_in_future", f"occurred_at is more than 5 minutes after the server's time {now.isoformat()}")],
                 code="event_in_future",
             )
-        if stores is not None and raw.get("store") not in stores:
+        if source == "api" and isinstance(raw.get("type"), str) and raw["type"] in SYSTEM_EVENT_TYPES:
+            return invalid(
+                f"'{raw['type']}' events are made by Perkflow itself",
+                [FieldError("/type", "system_event_type", "adjustments go through POST /api/v1/members/{id}/adjustments; expiry and tier reviews happen by themselves")],
+                code="system_event_type",
+            )
+        if stores is not None and (not isinstance(raw.get("store"), str) or raw["store"] not in stores):
             return Problem(403, "store_not_allowed", "Not allowed", "this API key may only post events of its own stores")
         digest = body_hash(raw)
         for _ in range(3):
@@ -93,6 +143,26 @@ class EventService:
                 # Another request created the same event or member first; the retry sees it.
                 continue
         return conflict("busy", "the event could not be applied after retries; try again")
+
+    def post_batch(self, raws: Any, *, dry_run: bool = False, stores: frozenset[str] | None = None) -> list[dict[str, Any]] | Problem:
+        """A bulk import: each event applied on its own (in its own transaction, idempotent by its
+        id), in the order given; one result per event, {id, status, body} or {id, status, problem}."""
+        if not isinstance(raws, list):
+            return invalid("a batch is a JSON list of events", [FieldError("", "wrong_type", "send a JSON list of events")], code="wrong_type")
+        if len(raws) > MAX_BATCH:
+            return invalid(
+                f"a batch holds at most {MAX_BATCH} events, this one {len(raws)}",
+                [FieldError("", "batch_too_large", f"split it into batches of at most {MAX_BATCH}")], code="batch_too_large",
+            )
+        results: list[dict[str, Any]] = []
+        for raw in raws:
+            result = self.post(raw, dry_run=dry_run, stores=stores)
+            event_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+            if isinstance(result, Problem):
+                results.append({"id": event_id, "status": result.status, "problem": result.to_dict()})
+            else:
+                results.append({"id": event_id, "status": result.status, "body": result.body})
+        return results
 
     def _post_once(
         self,
@@ -133,6 +203,11 @@ class EventService:
                 conn.rollback()
                 r = decision.rejection
                 return invalid(r.message, [FieldError(r.pointer, r.code, r.message)], code=r.code)
+            if _too_large(decision):
+                conn.rollback()
+                message = "the event's effects are too large to store: an amount is beyond 64 bits"
+                too_large = FieldError("/attributes", "number_too_large", message)
+                return invalid(message, [too_large], code="number_too_large")
             body = response_body(program, decision, event)
             if dry_run:
                 conn.rollback()
@@ -158,11 +233,25 @@ class EventService:
             )
         return Applied(200, row.decision)
 
+    def get(self, event_id: str, *, stores: frozenset[str] | None = None) -> dict[str, Any] | Problem:
+        """An applied event as posted, with its stored decision and trace. A caller bound to stores
+        sees the events made in its stores and those of its stores' members."""
+        query = (
+            select(t.events, t.members.c.home_store)
+            .select_from(t.events.outerjoin(t.members, t.members.c.id == t.events.c.member_id))
+            .where(t.events.c.id == event_id)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None or (stores is not None and row["store"] not in stores and row["home_store"] not in stores):
+            return not_found("event", event_id)
+        return {
+            "id": row["id"], "event": row["body"], "decision": row["decision"], "source": row["source"],
+            "recorded_at": row["recorded_at"].isoformat(),
+        }
+
     def _member_row(self, conn: Connection, external_id: str) -> RowMapping | None:
-        query = select(t.members).where(t.members.c.external_id == external_id)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        return conn.execute(query).mappings().first()
+        return member_row(conn, external_id, lock=True)
 
     def _create_member(self, conn: Connection, event: Event, program: Program, now: datetime) -> RowMapping:
         conn.execute(
@@ -241,6 +330,20 @@ class EventService:
             )
         )
         save_decision(conn, member_pk, before, decision, event.occurred_at, now)
+
+
+def member_row(conn: Connection, external_id: str, *, lock: bool = False) -> RowMapping | None:
+    """The member row (locked on PostgreSQL when `lock`); a member merged into another answers
+    for the survivor, so events and look-ups under the old id reach the member that holds the value."""
+    query = select(t.members).where(t.members.c.external_id == external_id)
+    for _ in range(8):  # a chain of merges is followed, a few links at most
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).mappings().first()
+        if row is None or row["status"] != "merged" or row["merged_into"] is None:
+            return row
+        query = select(t.members).where(t.members.c.id == row["merged_into"])
+    return row
 
 
 def response_body(program: Program, decision: Decision, event: Event) -> dict[str, Any]:

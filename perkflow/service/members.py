@@ -14,7 +14,8 @@ from perkflow.storage import tables as t
 
 from .audit import record
 from .crypto import DataKeys, normalize_email, normalize_phone
-from .events import Applied, EventService
+from .events import Applied, EventService, member_row, unstorable
+from .merge import merge_members
 from .problems import FieldError, Problem, invalid, not_found
 from .state_store import load_state
 from .versions import Versions
@@ -79,17 +80,28 @@ class MemberService:
             return invalid(errors[0].message, errors, code=errors[0].code)
         return values
 
-    def put(self, external_id: str, body: Any, *, actor: str) -> tuple[int, dict[str, Any]] | Problem:
-        """Create the member, or update the fields given; 201 when created, 200 when updated."""
+    def put(self, external_id: str, body: Any, *, actor: str, stores: frozenset[str] | None = None) -> tuple[int, dict[str, Any]] | Problem:
+        """Create the member, or update the fields given; 201 when created, 200 when updated. A
+        caller bound to stores sees no member of another store, and keeps its members in its stores."""
         if not external_id or len(external_id) > 200:
             return invalid("bad member id", [FieldError("", "wrong_type", "a member id is 1 to 200 characters")], code="wrong_type")
+        if (bad := unstorable(external_id) or unstorable(body)) is not None:
+            return invalid(bad.message, [bad], code=bad.code)
         values = self._profile(body)
         if isinstance(values, Problem):
             return values
         now = self.clock()
         program = self.versions.active()
         with self.engine.begin() as conn:
-            row = conn.execute(select(t.members.c.id).where(t.members.c.external_id == external_id)).first()
+            row = conn.execute(select(t.members.c.id, t.members.c.home_store).where(t.members.c.external_id == external_id)).first()
+            if stores is not None:
+                if row is not None and row.home_store not in stores:
+                    return not_found("member", external_id)
+                if values.get("home_store", row.home_store if row is not None else "") not in stores:
+                    return Problem(
+                        403, "store_not_allowed", "Not allowed", "this API key keeps members in its own stores",
+                        (FieldError("/home_store", "store_not_allowed", f"home_store must be one of: {', '.join(sorted(stores))}"),),
+                    )
             if row is None:
                 lowest = program.lowest_tier() if program else None
                 conn.execute(
@@ -105,7 +117,7 @@ class MemberService:
                 if values:
                     conn.execute(update(t.members).where(t.members.c.id == row.id).values(updated_at=now, **values))
                 status = 200
-        view = self.get(external_id)
+        view = self.get(external_id, stores=stores)
         assert not isinstance(view, Problem)
         return status, view
 
@@ -119,13 +131,25 @@ class MemberService:
             if program is None:
                 return {"id": external_id, "tier": row["tier"], "balances": {}}
             state = load_state(conn, row, program)
+            merged_into = None
+            if row["merged_into"] is not None:
+                merged_into = conn.execute(select(t.members.c.external_id).where(t.members.c.id == row["merged_into"])).scalar()
         view = member_view(program, state, self.clock())
         view["balances"] = {b: state.balance(b) for b in program.balances}
-        return {"id": external_id, "status": row["status"], "home_store": row["home_store"], "joined_at": row["joined_at"].isoformat(), **view}
+        out = {"id": external_id, "status": row["status"], "home_store": row["home_store"], "joined_at": row["joined_at"].isoformat(), **view}
+        return out | ({"merged_into": merged_into} if merged_into else {})
 
-    def find(self, *, phone: str | None = None, email: str | None = None) -> list[str]:
-        """External ids of the members with this phone or email, found through the blind index."""
-        query = select(t.members.c.external_id)
+    def merge(self, external_id: str, other_id: str, *, actor: str, stores: frozenset[str] | None = None) -> dict[str, Any] | Problem:
+        """Merge member `other_id` into this one (perkflow/service/merge.py); the survivor after."""
+        merged = merge_members(self.engine, self.versions, self.clock, external_id, other_id, actor=actor, stores=stores)
+        if isinstance(merged, Problem):
+            return merged
+        return self.get(external_id, stores=stores)
+
+    def find(self, *, phone: str | None = None, email: str | None = None, stores: frozenset[str] | None = None) -> list[str]:
+        """External ids of the members with this phone or email, found through the blind index; a
+        member merged into another is found as the survivor."""
+        query = select(t.members.c.external_id).order_by(t.members.c.id)
         if phone is not None:
             normal = normalize_phone(phone)
             if normal is None:
@@ -138,8 +162,13 @@ class MemberService:
             query = query.where(t.members.c.email_index == self.keys.index("email", normal))
         else:
             return []
+        found: list[str] = []
         with self.engine.connect() as conn:
-            return [r.external_id for r in conn.execute(query)]
+            for external_id in conn.execute(query).scalars().all():
+                row = member_row(conn, external_id)
+                if row is not None and row["external_id"] not in found and (stores is None or row["home_store"] in stores):
+                    found.append(row["external_id"])
+        return found
 
     def ledger(self, external_id: str, *, after: int | None = None, limit: int = 50, stores: frozenset[str] | None = None) -> dict[str, Any] | Problem:
         """Ledger rows, newest first, paged by a cursor (the last row id seen)."""
@@ -164,8 +193,13 @@ class MemberService:
             "next": str(page[-1]["id"]) if len(rows) > limit else None,
         }
 
-    def adjust(self, external_id: str, body: Any, *, actor: str, adjustment_id: str) -> Applied | Problem:
+    def adjust(self, external_id: str, body: Any, *, actor: str, adjustment_id: str, stores: frozenset[str] | None = None) -> Applied | Problem:
         """A manual adjustment with a mandatory reason, applied as an event and audited."""
+        if stores is not None:
+            with self.engine.connect() as conn:
+                home = conn.execute(select(t.members.c.home_store).where(t.members.c.external_id == external_id)).scalar()
+            if home not in stores:
+                return not_found("member", external_id)
         if not isinstance(body, dict):
             return invalid("an adjustment is a JSON object", [FieldError("", "wrong_type", "send {balance, amount, reason}")], code="wrong_type")
         unknown = [k for k in body if k not in ("balance", "amount", "reason")]
@@ -174,11 +208,15 @@ class MemberService:
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip():
             return invalid("an adjustment needs a reason", [FieldError("/reason", "missing_reason", "say why the balance is adjusted")], code="missing_reason")
+        with self.engine.connect() as conn:
+            query = select(t.events.c.body).where(t.events.c.id == f"adjustment:{adjustment_id}")
+            first = conn.execute(query).scalar()
         raw = {
             "id": f"adjustment:{adjustment_id}",
             "type": "adjustment",
             "member_id": external_id,
-            "occurred_at": self.clock().isoformat(),
+            # a retry keeps the first one's time, so that it gets the first answer back
+            "occurred_at": first["occurred_at"] if isinstance(first, dict) else self.clock().isoformat(),
             "channel": "support",
             "attributes": {"balance": body.get("balance"), "amount": body.get("amount"), "reason": reason},
         }
@@ -186,5 +224,10 @@ class MemberService:
         result = self.events.post(raw, source="adjustment", audit=(actor, "balance_adjusted", external_id, detail))
         if isinstance(result, Problem):
             # The event's pointers are under /attributes; the adjustment body is flat.
-            return Problem(result.status, result.code, result.title, result.detail, tuple(FieldError(e.pointer.replace("/attributes", ""), e.code, e.message) for e in result.errors))
+            flat = "/attributes"
+            errors = tuple(FieldError(e.pointer.replace(flat, ""), e.code, e.message) for e in result.errors)
+            extra = dict(result.extra)
+            if "differing_fields" in extra:
+                extra["differing_fields"] = [p.replace(flat, "") for p in extra["differing_fields"]]
+            return Problem(result.status, result.code, result.title, result.detail, errors, extra)
         return result

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from perkflow.engine import Program, compile
-from perkflow.rules import Scheme, canonical_json, content_hash, loads, to_yaml
+from perkflow.rules import Scheme, canonical_json, content_hash, diff, loads, render, to_yaml
 from perkflow.storage import tables as t
 
 from .audit import record
@@ -131,14 +131,30 @@ class Versions:
         assert loaded.scheme is not None
         return to_yaml(loaded.scheme)
 
+    def compare(self, old_ref: str, new_ref: str) -> dict[str, Any] | Problem:
+        """The semantic diff of two stored versions, as data and as text for people."""
+        schemes = []
+        for ref in (old_ref, new_ref):
+            found = self.find(ref)
+            if isinstance(found, Problem):
+                return found
+            schemes.append(Scheme.model_validate(json.loads(found[1])))
+        changes = diff(schemes[0], schemes[1])
+        return {"from": old_ref, "to": new_ref, "changes": [c.to_dict() for c in changes], "text": render(changes)}
+
     # --- writing ---------------------------------------------------------------------------------
 
     def submit(
-        self, text: str, *, author: str, comment: str = "", effective_at: datetime | None = None, filename: str = "scheme"
+        self, text: str, *, author: str, comment: str = "", effective_at: datetime | None = None, filename: str = "scheme",
+        approval_required: bool | None = None,
     ) -> Version | Problem:
         """Check a scheme and store it as a new version. While the scheme requires approval (the
         default), it waits as `submitted` for someone other than its author; otherwise it is
-        published at once. An invalid scheme is refused with every error located."""
+        published at once. An invalid scheme is refused with every error located.
+
+        `approval_required` overrides the scheme's governance for this submission: a deployment
+        that turns approval off explicitly (the demo does) is named in the audit log as the one who
+        did (`approval_turned_off`, by the author)."""
         loaded = loads(text, filename)
         if loaded.scheme is None or loaded.errors:
             return invalid(
@@ -166,8 +182,12 @@ class Versions:
             )
             version_id = result.inserted_primary_key[0]
             record(conn, now, author, "version_submitted", f"id:{version_id}", {"hash": content_hash(scheme), "comment": comment})
-            if not scheme.governance.require_approval:
-                record(conn, now, author, "approval_not_required", f"id:{version_id}", {"scheme": scheme.id})
+            required = scheme.governance.require_approval if approval_required is None else approval_required
+            if not required:
+                if scheme.governance.require_approval:
+                    record(conn, now, author, "approval_turned_off", f"id:{version_id}", {"scheme": scheme.id, "by": author})
+                else:
+                    record(conn, now, author, "approval_not_required", f"id:{version_id}", {"scheme": scheme.id})
                 self._publish(conn, version_id, approver=author, now=now)
         found = self.find(f"id:{version_id}")
         assert not isinstance(found, Problem)

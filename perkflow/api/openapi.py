@@ -1,0 +1,569 @@
+"""The API's description: OpenAPI 3.1 generated from the pydantic models, and a docs page.
+
+`OPERATIONS` lists every operation once: its path, scope, body and answers. The JSON schemas come
+from perkflow/api/schemas.py; the event body is generated from the scheme version in force, so the
+reference shows each event type with its attributes. `/api/v1/docs` renders the same document as
+plain HTML on the server: no script, no CDN, nothing fetched from elsewhere.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from perkflow.engine import Program
+
+from . import schemas as s
+from .auth import SCOPES
+from .bodies import service
+
+PREFIX = "/api/v1"
+REF = "#/components/schemas/{model}"
+PROBLEMS = {
+    400: "Malformed JSON (the problem says where), or a body that is not UTF-8",
+    401: "No API key, or an unknown, forged or revoked one (WWW-Authenticate: Bearer)",
+    403: "The API key lacks the scope, or is bound to other stores; four eyes (an author approving)",
+    404: "No such resource, or one of a store the key is not bound to",
+    409: "Conflict: an event id or Idempotency-Key reused, a request with the same key still running, a state that forbids it",
+    413: "The body is larger than the limit (1 MiB unless configured)",
+    422: "The request is not valid: every wrong field is named by a JSON pointer in `errors`",
+    500: "A bug: the answer carries the request id under which it was logged",
+    503: "Not ready: the database is unreachable or migrations are pending",
+}
+
+
+@dataclass(frozen=True)
+class Op:
+    method: str
+    path: str
+    summary: str
+    tag: str
+    scope: str | None = None
+    body: type[BaseModel] | str | None = None  # a model, or "event" / "events" / "version"
+    answers: tuple[tuple[int, type[BaseModel] | None], ...] = ((200, None),)
+    problems: tuple[int, ...] = ()
+    query: tuple[tuple[str, str, str], ...] = ()  # (name, JSON type, description)
+    idempotent: bool = False
+    description: str = ""
+
+
+OPERATIONS = (
+    Op(
+        "post",
+        "/events",
+        "Post an event; the answer is the decision",
+        "events",
+        "events:write",
+        "event",
+        ((201, s.DecisionOut), (200, s.DecisionOut)),
+        (400, 409, 413, 422),
+        (("dry_run", "boolean", "Evaluate without writing anything"),),
+        description="A retry with the same id and body answers the stored decision (200); the same id with another body is a 409 naming the fields that differ.",
+    ),
+    Op(
+        "post",
+        "/events:batch",
+        "Post up to 1000 events, each applied on its own",
+        "events",
+        "events:write",
+        "events",
+        ((200, s.BatchItemOut),),
+        (400, 413, 422),
+        (("dry_run", "boolean", "Evaluate without writing anything"),),
+        description="A bulk import: each event is independent and idempotent by its id; the answer is a list of {id, status, body|problem} in the order sent.",
+    ),
+    Op(
+        "get",
+        "/events/{event_id}",
+        "An applied event, its stored decision and trace",
+        "events",
+        "events:read",
+        None,
+        ((200, s.StoredEventOut),),
+        (404,),
+    ),
+    Op(
+        "get",
+        "/members",
+        "Look members up by phone or email (blind index)",
+        "members",
+        "members:read",
+        None,
+        ((200, s.MemberListOut),),
+        (422,),
+        (("phone", "string", "A phone number"), ("email", "string", "An email address")),
+    ),
+    Op(
+        "put",
+        "/members/{member_id}",
+        "Create or update a member by your id for it",
+        "members",
+        "members:write",
+        s.MemberIn,
+        ((201, s.MemberOut), (200, s.MemberOut)),
+        (400, 403, 404, 413, 422),
+    ),
+    Op(
+        "get",
+        "/members/{member_id}",
+        "A member: balances, lots, tier, coupons, counters (no personal data)",
+        "members",
+        "members:read",
+        None,
+        ((200, s.MemberOut),),
+        (404,),
+    ),
+    Op(
+        "get",
+        "/members/{member_id}/ledger",
+        "A member's ledger, newest first, by pages",
+        "members",
+        "members:read",
+        None,
+        ((200, s.LedgerOut),),
+        (404, 422),
+        (
+            ("after", "integer", "The `next` cursor of the previous page"),
+            ("limit", "integer", "Rows per page, 1 to 500 (50)"),
+        ),
+    ),
+    Op(
+        "post",
+        "/members/{member_id}/adjustments",
+        "Adjust a balance by hand, with a reason (audited)",
+        "members",
+        "members:write",
+        s.AdjustmentIn,
+        ((201, s.DecisionOut), (200, s.DecisionOut)),
+        (400, 404, 409, 413, 422),
+        idempotent=True,
+        description="The Idempotency-Key, when sent, is the adjustment's id.",
+    ),
+    Op(
+        "post",
+        "/members/{member_id}/merge",
+        "Merge another member into this one (audited)",
+        "members",
+        "members:write",
+        s.MergeIn,
+        ((200, s.MemberOut),),
+        (400, 404, 409, 413, 422),
+        idempotent=True,
+        description="Balances and lots, coupons, earnings and history move to this member; the other keeps its id with status merged. Merging again is a no-op.",
+    ),
+    Op(
+        "post",
+        "/coupons/validate",
+        "Which coupons apply to an order, in what order, and why not",
+        "coupons",
+        "coupons:write",
+        s.CouponValidationIn,
+        ((200, s.CouponValidationOut),),
+        (400, 404, 413, 422),
+    ),
+    Op(
+        "post",
+        "/coupons/{coupon_id}/redeem",
+        "Use a coupon outside a purchase",
+        "coupons",
+        "coupons:write",
+        s.CouponRedeemIn,
+        ((201, s.DecisionOut), (200, s.DecisionOut)),
+        (400, 403, 404, 409, 413, 422),
+        idempotent=True,
+        description="Posts a `coupon_redemption` event for the coupon's holder. In a purchase, list the coupon in the event's `coupons` instead.",
+    ),
+    Op(
+        "post",
+        "/coupons/{coupon_id}/void",
+        "Void an unused coupon (audited)",
+        "coupons",
+        "coupons:write",
+        s.CouponVoidIn,
+        ((200, s.CouponOut),),
+        (400, 404, 409, 413, 422),
+        idempotent=True,
+    ),
+    Op(
+        "post",
+        "/rewards/{reward_id}/redeem",
+        "Redeem a catalogue reward for a member",
+        "rewards",
+        "rewards:write",
+        s.RewardRedeemIn,
+        ((201, s.DecisionOut), (200, s.DecisionOut)),
+        (400, 403, 409, 413, 422),
+        idempotent=True,
+        description="Posts a `reward_redemption` event: the reward's cost is spent and what it grants is given.",
+    ),
+    Op(
+        "get",
+        "/versions",
+        "Scheme versions",
+        "versions",
+        "schemes:read",
+        None,
+        ((200, s.VersionListOut),),
+        (),
+        (("status", "string", "submitted, published or returned"),),
+    ),
+    Op(
+        "post",
+        "/versions",
+        "Submit a scheme version (four eyes) or publish it",
+        "versions",
+        "schemes:publish",
+        "version",
+        ((201, s.VersionOut),),
+        (400, 409, 413, 422),
+        (("comment", "string", "With a YAML body: the version's comment"),),
+        idempotent=True,
+        description="While the scheme requires approval it waits as `submitted` for an approver other than its author.",
+    ),
+    Op(
+        "get",
+        "/versions/diff",
+        "The semantic diff of two versions",
+        "versions",
+        "schemes:read",
+        None,
+        ((200, s.DiffOut),),
+        (404, 422),
+        (
+            ("from", "string", "A version: 3, v:3, id:7 or a content hash"),
+            ("to", "string", "Another version"),
+        ),
+    ),
+    Op(
+        "get",
+        "/versions/{ref}",
+        "A version with its content; the YAML file with Accept: application/yaml or ?format=yaml",
+        "versions",
+        "schemes:read",
+        None,
+        ((200, s.VersionDetailOut),),
+        (404,),
+        (("format", "string", "yaml for the rule file"),),
+    ),
+    Op(
+        "post",
+        "/versions/{version_id}/approve",
+        "Approve a submitted version (not one's own)",
+        "versions",
+        "schemes:approve",
+        None,
+        ((200, s.VersionOut),),
+        (403, 404, 409),
+        idempotent=True,
+    ),
+    Op(
+        "post",
+        "/versions/{version_id}/return",
+        "Send a submitted version back to its author",
+        "versions",
+        "schemes:approve",
+        s.CommentIn,
+        ((200, s.VersionOut),),
+        (400, 404, 409, 422),
+        idempotent=True,
+    ),
+    Op(
+        "post",
+        "/versions/{number}/rollback",
+        "Publish an earlier version's content again (four eyes apply)",
+        "versions",
+        "schemes:publish",
+        s.CommentIn,
+        ((201, s.VersionOut),),
+        (400, 404, 409, 422),
+        idempotent=True,
+    ),
+    Op("get", "/openapi.json", "This document", "reference"),
+    Op("get", "/docs", "This reference as a web page", "reference"),
+)
+ROOT_OPERATIONS = (
+    Op("get", "/healthz", "The process answers", "health", answers=((200, s.HealthOut),)),
+    Op(
+        "get",
+        "/readyz",
+        "The database answers and its migrations are applied",
+        "health",
+        answers=((200, s.HealthOut),),
+        problems=(503,),
+    ),
+)
+
+_STATIC = (
+    s.MemberIn,
+    s.AdjustmentIn,
+    s.MergeIn,
+    s.CouponValidationIn,
+    s.CouponRedeemIn,
+    s.CouponVoidIn,
+    s.RewardRedeemIn,
+    s.VersionIn,
+    s.CommentIn,
+    s.ProblemOut,
+    s.DecisionOut,
+    s.BatchItemOut,
+    s.StoredEventOut,
+    s.MemberOut,
+    s.MemberListOut,
+    s.LedgerOut,
+    s.CouponValidationOut,
+    s.CouponOut,
+    s.VersionOut,
+    s.VersionDetailOut,
+    s.VersionListOut,
+    s.DiffOut,
+    s.HealthOut,
+)
+
+
+def _ref(model: type[BaseModel] | str) -> dict[str, str]:
+    return {"$ref": REF.format(model=model if isinstance(model, str) else model.__name__)}
+
+
+def _parameters(op: Op) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer" if name in ("version_id", "number") else "string"},
+        }
+        for name in re.findall(r"{(\w+)}", op.path)
+    ]
+    params += [
+        {"name": n, "in": "query", "required": False, "schema": {"type": t}, "description": d}
+        for n, t, d in op.query
+    ]
+    if op.idempotent:
+        params.append({"$ref": "#/components/parameters/IdempotencyKey"})
+    return params
+
+
+def _request_body(op: Op) -> dict[str, Any] | None:
+    if op.body is None:
+        return None
+    if op.body == "event":
+        content = {"application/json": {"schema": _ref("EventBody")}}
+    elif op.body == "events":
+        content = {
+            "application/json": {"schema": {"type": "array", "maxItems": 1000, "items": _ref("EventBody")}}
+        }
+    elif op.body == "version":
+        content = {
+            "application/json": {"schema": _ref(s.VersionIn)},
+            "application/yaml": {"schema": {"type": "string", "description": "The scheme file"}},
+        }
+    else:
+        assert not isinstance(op.body, str)
+        content = {"application/json": {"schema": _ref(op.body)}}
+    return {"required": True, "content": content}
+
+
+def _responses(op: Op) -> dict[str, Any]:
+    headers = {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}}
+    out: dict[str, Any] = {}
+    for status, model in op.answers:
+        answer: dict[str, Any] = {"description": "OK" if status == 200 else "Created", "headers": headers}
+        if model is not None:
+            schema = {"type": "array", "items": _ref(model)} if model is s.BatchItemOut else _ref(model)
+            answer["content"] = {"application/json": {"schema": schema}}
+            if model is s.VersionDetailOut:
+                answer["content"]["application/yaml"] = {"schema": {"type": "string"}}
+        elif op.path == "/docs":
+            answer["content"] = {"text/html": {"schema": {"type": "string"}}}
+        out[str(status)] = answer
+    problems = set(op.problems) | {500}
+    if op.scope is not None:
+        problems |= {401, 403}
+    for status in sorted(problems):
+        out[str(status)] = {"$ref": f"#/components/responses/Problem{status}"}
+    return out
+
+
+def _operation(op: Op) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": op.method
+        + "".join(p.capitalize() for p in re.split(r"[^a-z]+", op.path.replace("{", "by_")) if p),
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": _responses(op),
+    }
+    description = op.description + (f"\n\nNeeds the scope `{op.scope}`." if op.scope else "")
+    if description.strip():
+        operation["description"] = description.strip()
+    if params := _parameters(op):
+        operation["parameters"] = params
+    if (body := _request_body(op)) is not None:
+        operation["requestBody"] = body
+    operation["security"] = [{"bearerAuth": [op.scope]}] if op.scope else []
+    return operation
+
+
+def openapi(program: Program | None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document, with the event types of `program` (the version in force)."""
+    events = s.event_models(program)
+    _, top = models_json_schema(
+        [(m, "validation") for m in (*_STATIC, s.EventEnvelope, *events.values())], ref_template=REF
+    )
+    schemas = dict(top.get("$defs", {}))
+    schemas["EventBody"] = _ref(s.EventEnvelope)
+    if events:
+        schemas["EventBody"] = {
+            "oneOf": [_ref(m) for m in events.values()],
+            "discriminator": {
+                "propertyName": "type",
+                "mapping": {name: REF.format(model=m.__name__) for name, m in events.items()},
+            },
+            "description": "An event; its `attributes` depend on its `type`.",
+        }
+    paths: dict[str, dict[str, Any]] = {}
+    for prefix, ops in ((PREFIX, OPERATIONS), ("", ROOT_OPERATIONS)):
+        for op in ops:
+            paths.setdefault(prefix + op.path, {})[op.method] = _operation(op)
+    problem = {"application/problem+json": {"schema": _ref(s.ProblemOut)}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Perkflow rule API",
+            "version": "1",
+            "description": "Post business events and get decisions; read members; redeem coupons and rewards; manage scheme versions. "
+            "Money is an integer of minor units. Every error is application/problem+json with a stable `code`."
+            + (f" Event types are those of scheme version {program.version}." if program else ""),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": {
+                f"Problem{code}": {"description": text, "content": problem} for code, text in PROBLEMS.items()
+            },
+            "parameters": {
+                "IdempotencyKey": {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 200},
+                    "description": "A repeat replays the first answer; the same key with another body is a 422; while the first runs, a 409.",
+                }
+            },
+            "headers": {
+                "RequestId": {
+                    "description": "The request's id, also in the server's log.",
+                    "schema": {"type": "string"},
+                }
+            },
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (`perkflow keys create`). Scopes: "
+                    + "; ".join(f"`{k}` {v}" for k, v in SCOPES.items())
+                    + ".",
+                }
+            },
+        },
+    }
+
+
+async def _document(request: Request) -> dict[str, Any]:
+    program = await run_in_threadpool(service(request).versions.active)
+    cache: dict[str, dict[str, Any]] = request.app.state.openapi
+    key = program.version if program else ""
+    if key not in cache:
+        cache[key] = await run_in_threadpool(openapi, program)
+    return cache[key]
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(await _document(request))
+
+
+def render_html(spec: dict[str, Any]) -> str:
+    """The reference page: every operation with its parameters, body and answers; every schema."""
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Perkflow rule API</title>",
+        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}"
+        "code,pre{font:13px ui-monospace,monospace}pre{background:#f6f6f6;padding:.6em;overflow:auto}"
+        ".m{display:inline-block;min-width:4.5em;font-weight:600}.op{border-top:1px solid #ddd;padding:.4em 0}"
+        "h3{margin:.2em 0}</style></head><body>",
+        f"<h1>{e(spec['info']['title'])}</h1><p>{e(spec['info']['description'])}</p>",
+        "<p>The machine-readable description is <a href='openapi.json'>openapi.json</a> (OpenAPI 3.1).</p><h2>Operations</h2>",
+    ]
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            parts.append(
+                f"<div class='op' id='{e(op['operationId'])}'><h3><span class='m'>{method.upper()}</span> <code>{e(path)}</code></h3>"
+            )
+            parts.append(f"<p>{e(op['summary'])}</p>")
+            if op.get("description"):
+                parts.append(f"<p>{e(op['description'])}</p>")
+            params = [p for p in op.get("parameters", []) if "name" in p]
+            if op.get("parameters") and any("$ref" in p for p in op["parameters"]):
+                params.append(
+                    {"name": "Idempotency-Key", "in": "header", "description": "replays the first answer"}
+                )
+            if params:
+                parts.append(
+                    "<p>Parameters: "
+                    + ", ".join(
+                        f"<code>{e(p['name'])}</code> ({e(p['in'])}) {e(p.get('description', ''))}"
+                        for p in params
+                    )
+                    + "</p>"
+                )
+            if "requestBody" in op:
+                bodies = [
+                    f"{e(t)}: {_schema_link(c['schema'])}" for t, c in op["requestBody"]["content"].items()
+                ]
+                parts.append("<p>Body: " + "; ".join(bodies) + "</p>")
+            answers = []
+            for status, answer in op["responses"].items():
+                if "$ref" in answer:
+                    answers.append(f"{status} problem")
+                else:
+                    schema = next(iter(answer.get("content", {}).values()), {}).get("schema")
+                    answers.append(f"{status} " + (_schema_link(schema) if schema else ""))
+            parts.append("<p>Answers: " + ", ".join(answers) + "</p></div>")
+    parts.append("<h2>Schemas</h2>")
+    for name, schema in spec["components"]["schemas"].items():
+        parts.append(
+            f"<h3 id='schema-{e(name)}'>{e(name)}</h3><pre>{e(json.dumps(schema, indent=2, ensure_ascii=False))}</pre>"
+        )
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _schema_link(schema: dict[str, Any]) -> str:
+    ref = schema.get("$ref") or schema.get("items", {}).get("$ref")
+    if ref is None:
+        return html.escape(schema.get("type", ""))
+    name = ref.rsplit("/", 1)[-1]
+    link = f"<a href='#schema-{html.escape(name)}'>{html.escape(name)}</a>"
+    return f"list of {link}" if "items" in schema else link
+
+
+async def docs_page(request: Request) -> Response:
+    page = render_html(await _document(request))
+    return HTMLResponse(
+        page, headers={"Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'"}
+    )
+
+
+routes = [
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/docs", docs_page, methods=["GET"]),
+]

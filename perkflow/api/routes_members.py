@@ -1,0 +1,92 @@
+"""Members: create or update by external id, read, look up, page the ledger, adjust, merge."""
+
+from __future__ import annotations
+
+import uuid
+from functools import partial
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from perkflow.service.problems import FieldError, invalid
+
+from .auth import authorize
+from .bodies import answer, json_body, parse, query_int, service
+from .idempotency import once, request_key
+from .problems import ApiError
+from .schemas import MergeIn
+
+NO_QUERY = invalid(
+    "look members up by phone or by email",
+    [FieldError("", "missing_query", "pass ?phone= or ?email=")],
+    code="missing_query",
+)
+
+
+async def put_member(request: Request) -> Response:
+    principal = await authorize(request, "members:write")
+    body = await json_body(request)
+    put = service(request).members.put
+    return await answer(
+        request,
+        partial(put, request.path_params["member_id"], body, actor=principal.name, stores=principal.stores),
+    )
+
+
+async def get_member(request: Request) -> Response:
+    principal = await authorize(request, "members:read")
+    get = service(request).members.get
+    return await answer(request, partial(get, request.path_params["member_id"], stores=principal.stores))
+
+
+async def find_members(request: Request) -> Response:
+    principal = await authorize(request, "members:read")
+    phone, email = request.query_params.get("phone"), request.query_params.get("email")
+    if (phone is None) == (email is None):
+        raise ApiError(NO_QUERY)
+    find = service(request).members.find
+    return await answer(
+        request,
+        lambda: {"items": [{"id": i} for i in find(phone=phone, email=email, stores=principal.stores)]},
+    )
+
+
+async def get_ledger(request: Request) -> Response:
+    principal = await authorize(request, "members:read")
+    after, limit = query_int(request, "after", None), query_int(request, "limit", 50) or 50
+    ledger = service(request).members.ledger
+    return await answer(
+        request,
+        partial(ledger, request.path_params["member_id"], after=after, limit=limit, stores=principal.stores),
+    )
+
+
+async def post_adjustment(request: Request) -> Response:
+    principal = await authorize(request, "members:write")
+    body = await json_body(request)
+    adjustment_id = request_key(request) or uuid.uuid4().hex  # the key names the adjustment
+    adjust = partial(
+        service(request).members.adjust,
+        actor=principal.name,
+        adjustment_id=adjustment_id,
+        stores=principal.stores,
+    )
+    return await once(request, principal, partial(adjust, request.path_params["member_id"], body))
+
+
+async def post_merge(request: Request) -> Response:
+    principal = await authorize(request, "members:write")
+    body = parse(MergeIn, await json_body(request))
+    merge = partial(service(request).members.merge, actor=principal.name, stores=principal.stores)
+    return await once(request, principal, partial(merge, request.path_params["member_id"], body.from_))
+
+
+routes = [
+    Route("/members", find_members, methods=["GET"]),
+    Route("/members/{member_id}", put_member, methods=["PUT"]),
+    Route("/members/{member_id}", get_member, methods=["GET"]),
+    Route("/members/{member_id}/ledger", get_ledger, methods=["GET"]),
+    Route("/members/{member_id}/adjustments", post_adjustment, methods=["POST"]),
+    Route("/members/{member_id}/merge", post_merge, methods=["POST"]),
+]

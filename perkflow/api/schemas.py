@@ -1,0 +1,356 @@
+"""Request and response models of the rule API: what the endpoints parse, and what openapi.json shows.
+
+Field names are the vocabulary of the scheme and the service (snake_case, no aliases but `from`,
+a Python keyword). Money is an integer of minor units, never a float. Request models forbid
+unknown fields, so a typo is a 422 that names it. The event body is generated per scheme version
+(`event_models`): each event type's attributes, as the active scheme declares them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+
+from perkflow.engine import Program
+from perkflow.rules.builtins import SYSTEM_EVENT_TYPES
+from perkflow.rules.models import Attribute, text_in
+
+Money = Annotated[
+    int,
+    Field(ge=0, strict=True, description="An amount of money in minor units (fen, cents); never a float."),
+]
+Ident = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+class LineItem(Request):
+    sku: str
+    category: str = ""
+    quantity: int = Field(1, ge=1, strict=True)
+    amount: Money
+
+
+class EventEnvelope(Request):
+    """An event as an integrator posts it. `attributes` depend on `type`: see the event types."""
+
+    id: Ident = Field(
+        description="Unique across the deployment; prefix it with your system's name. A retry sends the same id."
+    )
+    type: str = Field(description="An event type of the scheme in force.")
+    member_id: Ident = Field(description="Your id for the member (the external id).")
+    occurred_at: AwareDatetime = Field(
+        description="When it happened, with an offset: 2026-11-20T10:00:00+08:00."
+    )
+    store: str = Field("", max_length=200)
+    channel: str = Field("", max_length=200)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class MemberIn(Request):
+    """Create or update a member; only the fields given change. Personal data is stored encrypted."""
+
+    phone: str | None = None
+    email: str | None = None
+    name: str | None = Field(None, max_length=200)
+    birthday: str | None = Field(None, description="A date such as 1990-05-17.")
+    home_store: str | None = Field(None, max_length=64)
+    tags: list[str] | None = None
+    attributes: dict[str, str | int | bool] | None = None
+
+
+class AdjustmentIn(Request):
+    balance: str
+    amount: int = Field(strict=True, description="Units added (positive) or taken (negative); never 0.")
+    reason: str = Field(min_length=1, description="Why: kept in the ledger and the audit log.")
+
+
+class MergeIn(Request):
+    from_: Ident = Field(
+        alias="from", description="The member merged into this one; it keeps its id, with status merged."
+    )
+
+
+class CouponValidationIn(Request):
+    member_id: Ident
+    order_amount: Money = Field(description="The order before coupons, in minor units.")
+    coupons: list[Ident] = Field(
+        max_length=50, description="Coupon ids, in the order the customer chose them."
+    )
+    at: AwareDatetime | None = Field(None, description="When the order is made; now when absent.")
+
+
+class CouponRedeemIn(Request):
+    member_id: Ident | None = Field(None, description="When given, it must be the coupon's holder.")
+    order_amount: Money = 0
+    store: str = Field("", max_length=200)
+    channel: str = Field("api", max_length=200)
+
+
+class CouponVoidIn(Request):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class RewardRedeemIn(Request):
+    member_id: Ident
+    store: str = Field("", max_length=200)
+    channel: str = Field("api", max_length=200)
+
+
+class VersionIn(Request):
+    content: str | dict[str, Any] = Field(
+        description="The scheme: YAML or JSON text, or the scheme as a JSON object."
+    )
+    comment: str = Field("", max_length=2000)
+    effective_at: AwareDatetime | None = Field(
+        None, description="When it takes effect; when published if absent."
+    )
+
+
+class CommentIn(Request):
+    comment: str = Field("", max_length=2000)
+
+
+# --- answers -------------------------------------------------------------------------------------
+
+
+class ProblemError(BaseModel):
+    pointer: str = Field(description="RFC 6901 pointer into the request body; empty for the whole body.")
+    code: str
+    message: str
+
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem details. Programs match on `code`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable snake_case code, e.g. unknown_member, event_id_reused.")
+    instance: str | None = None
+    errors: list[ProblemError] = Field(default_factory=list)
+    request_id: str | None = Field(None, description="On a 500: the id under which the error was logged.")
+
+
+class EffectOut(Reply):
+    kind: str = Field(
+        description="earn, spend, expire, clawback, adjust, coupon_issued, coupon_redeemed, reward_granted, tier_changed, tagged, untagged, notify"
+    )
+    rule: str | None = None
+    balance: str | None = None
+    amount: int | None = None
+    coupon: str | None = None
+    discount: int | None = None
+
+
+class TraceOut(Reply):
+    rule: str
+    outcome: Literal["fired", "skipped"]
+    reason: str | None = Field(
+        None, description="Why it was skipped: when_false, cap_reached, budget_exhausted, ..."
+    )
+    read: dict[str, Any] | None = Field(None, description="The values its condition read.")
+    detail: str | None = None
+
+
+class DecisionOut(Reply):
+    """What an event did: its effects, the member after it, the version that decided, the trace."""
+
+    event_id: str
+    event_type: str
+    member_id: str
+    version: str = Field(description="The content hash of the scheme version that decided.")
+    occurred_at: str
+    effects: list[EffectOut]
+    trace: list[TraceOut]
+    balances: dict[str, int] = Field(description="Spendable balances after the event.")
+    tier: str | None
+    dry_run: bool | None = None
+
+
+class BatchItemOut(BaseModel):
+    id: str | None
+    status: int
+    body: DecisionOut | None = None
+    problem: ProblemOut | None = None
+
+
+class StoredEventOut(BaseModel):
+    id: str
+    event: dict[str, Any] = Field(description="The event as posted.")
+    decision: DecisionOut
+    source: str
+    recorded_at: str
+
+
+class MemberOut(Reply):
+    """A member's state. Personal data (phone, email, name, birthday) is never returned."""
+
+    id: str
+    status: str = Field(description="active, or merged (see merged_into)")
+    home_store: str
+    joined_at: str
+    tier: str | None = None
+    balances: dict[str, int] = Field(default_factory=dict)
+    lots: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    coupons: list[dict[str, Any]] = Field(default_factory=list)
+    counters: dict[str, int] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    merged_into: str | None = None
+
+
+class MemberRef(BaseModel):
+    id: str
+
+
+class MemberListOut(BaseModel):
+    items: list[MemberRef]
+
+
+class LedgerRow(BaseModel):
+    id: int
+    event_id: str
+    balance: str
+    part: str | None
+    kind: str = Field(description="earn, spend, expire, clawback, adjust, merge_in, merge_out")
+    amount: int
+    rule: str | None
+    version: str
+    occurred_at: str
+
+
+class LedgerOut(BaseModel):
+    items: list[LedgerRow]
+    next: str | None = Field(description="Pass as ?after= for the next page; null on the last page.")
+
+
+class CouponCheckOut(BaseModel):
+    coupon: str
+    policy: str | None
+    applies: bool
+    order: int | None = None
+    discount: int | None = None
+    code: str | None = Field(
+        None,
+        description="Why it does not apply: unknown_coupon, coupon_twice, coupon_not_usable, coupon_min_spend, coupon_not_stackable",
+    )
+    message: str | None = None
+
+
+class CouponValidationOut(BaseModel):
+    member_id: str
+    order_amount: int
+    at: str
+    version: str
+    applies: list[CouponCheckOut] = Field(description="The coupons that apply, in the order they apply.")
+    refused: list[CouponCheckOut] = Field(description="The others, each with the reason.")
+    discount: int
+    payable: int
+
+
+class CouponOut(BaseModel):
+    id: str
+    policy: str
+    member_id: str
+    status: str
+
+
+class VersionOut(BaseModel):
+    id: int
+    scheme_id: str
+    number: int | None
+    status: str = Field(description="submitted, published or returned")
+    hash: str
+    author: str
+    approver: str | None
+    comment: str
+    effective_at: str | None
+    created_at: str
+    published_at: str | None
+
+
+class VersionDetailOut(VersionOut):
+    content: dict[str, Any] = Field(description="The scheme, in canonical form.")
+
+
+class VersionListOut(BaseModel):
+    items: list[VersionOut]
+
+
+class DiffOut(BaseModel):
+    changes: list[dict[str, Any]]
+    text: str = Field(description="The same changes, rendered for people.")
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+# --- event bodies generated from a scheme ----------------------------------------------------------
+
+
+def _attribute_type(attribute: Attribute) -> Any:
+    kind = attribute.type
+    if kind == "str" and attribute.values:
+        return Literal[tuple(attribute.values)]
+    return {
+        "int": Annotated[int, Field(strict=True)],
+        "money": Money,
+        "decimal": Decimal,
+        "str": str,
+        "bool": bool,
+        "instant": AwareDatetime,
+        "str_list": list[str],
+        "items": list[LineItem],
+    }[kind]
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def event_models(program: Program | None) -> dict[str, type[BaseModel]]:
+    """One event model per event type an integrator may post under `program`, its attributes typed."""
+    if program is None:
+        return {}
+    models: dict[str, type[BaseModel]] = {}
+    for name, declared in sorted(program.event_types.items()):
+        if name in SYSTEM_EVENT_TYPES:
+            continue
+        fields: dict[str, Any] = {}
+        for attr_name, attribute in declared.attributes.items():
+            kind = _attribute_type(attribute)
+            described = (
+                Field(description=text_in(attribute.description) or None)
+                if attribute.required
+                else Field(None, description=text_in(attribute.description) or None)
+            )
+            fields[attr_name] = (kind if attribute.required else kind | None, described)
+        attributes = create_model(f"{_camel(name)}Attributes", __base__=Request, **fields)
+        model = create_model(
+            f"{_camel(name)}Event",
+            __base__=EventEnvelope,
+            __doc__=text_in(declared.description) or f"A {name} event.",
+            type=(Literal[name], Field(description=f"'{name}'")),
+            attributes=(
+                attributes,
+                Field(default_factory=attributes)
+                if not attributes.model_fields
+                or all(not f.is_required() for f in attributes.model_fields.values())
+                else ...,
+            ),
+        )
+        models[name] = model
+    return models

@@ -1,0 +1,23 @@
+"""The engine benchmark runs. Its figures are printed, never asserted: this only checks that the
+script still works against the current engine (benchmarks/engine.py --quick)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "engine.py"
+
+
+def test_the_engine_benchmark_runs_and_prints_its_table():
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for heading in (
+        "Perkflow engine benchmark",
+        "1. Coffee workload",
+        "2. Examples",
+        "3. Scale",
+        "4. Loading the",
+    ):
+        assert heading in done.stdout, f"{heading!r} missing from:\n{done.stdout[-3000:]}"

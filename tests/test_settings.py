@@ -1,0 +1,64 @@
+"""Settings are read once from the environment, with working defaults and loud errors."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from perkflow.settings import Settings, SettingsError
+
+
+def test_the_defaults_work_without_any_variable():
+    settings = Settings.from_env({})
+    assert settings == Settings(
+        database_url="sqlite:///data/perkflow.sqlite",
+        data_dir=Path("data"),
+        host="127.0.0.1",
+        port=8080,
+        max_body=1024 * 1024,
+    )
+
+
+def test_every_variable_is_read():
+    key = base64.b64encode(b"k" * 32).decode()
+    settings = Settings.from_env(
+        {
+            "PERKFLOW_DATABASE_URL": "postgresql://perkflow@db/perkflow",
+            "PERKFLOW_DATA_DIR": "/srv/perkflow",
+            "PERKFLOW_DATA_KEY": key,
+            "PERKFLOW_HOST": "0.0.0.0",
+            "PERKFLOW_PORT": "9000",
+            "PERKFLOW_MAX_BODY": "2048",
+        }
+    )
+    assert settings == Settings(
+        "postgresql://perkflow@db/perkflow", Path("/srv/perkflow"), key, "0.0.0.0", 9000, 2048
+    )
+    assert (
+        Settings.from_env({"PERKFLOW_DATA_DIR": "/srv/pf"}).database_url
+        == "sqlite:////srv/pf/perkflow.sqlite"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PERKFLOW_PORT", "http", "PERKFLOW_PORT has value 'http': not a whole number"),
+        ("PERKFLOW_PORT", "70000", "PERKFLOW_PORT has value '70000': expected 1 to 65535"),
+        ("PERKFLOW_MAX_BODY", "1mb", "PERKFLOW_MAX_BODY has value '1mb': not a whole number"),
+        ("PERKFLOW_DATABASE_URL", "mysql://x", "PERKFLOW_DATABASE_URL has value 'mysql://x'"),
+        ("PERKFLOW_DATA_KEY", "not base64!", "PERKFLOW_DATA_KEY is not base64"),
+        (
+            "PERKFLOW_DATA_KEY",
+            base64.b64encode(b"short").decode(),
+            "PERKFLOW_DATA_KEY decodes to 5 bytes: expected 32",
+        ),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_variable(name: str, value: str, message: str):
+    with pytest.raises(
+        SettingsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")
+    ):
+        Settings.from_env({name: value})
