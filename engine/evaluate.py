@@ -91,6 +91,8 @@ class Effect:
             value = getattr(self, name)
             if value is None or value == () or value == _EMPTY or (value == 0 and name in ("debt", "discount")):
                 continue
+            if name == "amount" and self.balance is None:
+                continue
             if isinstance(value, datetime):
                 value = value.isoformat()
             elif name == "lots":
