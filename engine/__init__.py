@@ -1,6 +1,6 @@
 """The runtime: a pure function from scheme, member state and event to a decision."""
 
-from .evaluate import Decision, Effect, Rejection, RuleTrace, due_events, evaluate
+from .evaluate import Decision, Effect, Rejection, RuleTrace, due_events, evaluate, next_due
 from .events import Event, EventError, parse_event
 from .program import Program, compile
 from .simulate import Replay, replay
@@ -20,6 +20,7 @@ __all__ = [
     "RuleTrace",
     "compile",
     "due_events",
+    "next_due",
     "evaluate",
     "new_member",
     "parse_event",

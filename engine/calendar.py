@@ -66,6 +66,27 @@ def add_duration(instant: datetime, duration: str, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, local.timetz().replace(tzinfo=None)).replace(tzinfo=tz).astimezone(tz)
 
 
+def subtract_duration(instant: datetime, duration: str, tz: ZoneInfo) -> datetime:
+    """An instant less a duration, the mirror of `add_duration` (calendar steps on the local wall
+    clock for days and longer; 31 Mar less 1mo is 28/29 Feb)."""
+    n, unit = duration_parts(duration)
+    if unit == "min":
+        return instant - timedelta(minutes=n)
+    if unit == "h":
+        return instant - timedelta(hours=n)
+    local = instant.astimezone(tz)
+    days = {"d": n, "w": 7 * n}.get(unit)
+    day = local.date() - timedelta(days=days) if days is not None else add_months(local.date(), -n * (12 if unit == "y" else 1))
+    return datetime.combine(day, local.timetz().replace(tzinfo=None)).replace(tzinfo=tz).astimezone(tz)
+
+
+def birthday_on(year: int, month: int, day: int) -> date:
+    """The date of a (month, day) birthday in a year: 29 Feb falls on 28 Feb in other years."""
+    if month == 2 and day == 29 and _days_in_month(year, 2) == 28:
+        return date(year, 2, 28)
+    return date(year, month, day)
+
+
 def period_start(day: date, period: str) -> date:
     if period == "month":
         return day.replace(day=1)

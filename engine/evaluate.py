@@ -39,9 +39,11 @@ from .calendar import (
     EPOCH_ORDINAL,
     add_duration,
     add_duration_to_day,
+    birthday_on,
     local_midnight,
     period_end_exclusive,
     period_key,
+    subtract_duration,
 )
 from .coupons import validate_coupons
 from .events import Event
@@ -485,6 +487,9 @@ class _Work:
             earnings=self.earnings if self.earnings is not None else s.earnings,
             rewards=self.rewards if self.rewards is not None else s.rewards,
             last_event_at=max(s.last_event_at, self.at) if s.last_event_at else self.at,
+            last_purchase_at=(
+                max(s.last_purchase_at, self.at) if s.last_purchase_at else self.at
+            ) if self.event.type == "purchase" else s.last_purchase_at,
         )
 
 
@@ -733,7 +738,7 @@ def _check_campaign(work: _Work, campaign: Any, data: dict[str, Any]) -> None:
             raise _Skip("not_in_rollout", f"the member is outside campaign '{campaign.id}''s rollout")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def _rollout_position(campaign_id: str, member_id: str) -> int:
     """The member's u of SETTLED.md scaled to 2**64; a pure function of the two ids, so a member's
     events after the first reuse it instead of hashing again."""
@@ -1071,10 +1076,27 @@ def _expire(work: _Work) -> None:
         )
 
 
+_DUE_ORDER = {"expiry": 0, "tier_review": 1, "points_expiring": 2, "birthday": 3, "inactivity": 4}
+
+
+def _stamp(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 def due_events(program: Program, state: MemberState, until: datetime) -> list[Event]:
     """The time-driven events of a member due at or before `until`, in time order, with ids that
-    are the same however often and wherever they are computed."""
-    instants: set[tuple[datetime, str]] = set()
+    are the same however often and wherever they are computed.
+
+    Expiry and tier reviews follow from the state itself (a lot past its expiry, a review date).
+    Reminders, birthdays and inactivity happen at an instant: they are due when that instant is
+    after the member's latest applied event (or joining) and at or before `until`, so applying them
+    (which moves `last_event_at`) is what marks them done, in a replay and in the service alike."""
+    due: dict[tuple[datetime, int, str], Event] = {}
+    member = state.member_id
+
+    def add(instant: datetime, kind: str, event_id: str, attributes: dict[str, Any] | None = None) -> None:
+        due[(instant, _DUE_ORDER[kind], event_id)] = Event(event_id, kind, member, instant, "", "system", attributes or {})
+
     for balance, lots in state.lots.items():
         config = program.balances.get(balance)
         if config is not None and config.consumption == "soonest_expiry":
@@ -1083,18 +1105,55 @@ def due_events(program: Program, state: MemberState, until: datetime) -> list[Ev
             for lot in lots:
                 if lot.expires_at is None or lot.expires_at > until:
                     break
-                instants.add((lot.expires_at, "expiry"))
-            continue
-        for lot in lots:
-            if lot.expires_at is not None and lot.expires_at <= until:
-                instants.add((lot.expires_at, "expiry"))
+                add(lot.expires_at, "expiry", f"expiry:{member}:{_stamp(lot.expires_at)}")
+        else:
+            for lot in lots:
+                if lot.expires_at is not None and lot.expires_at <= until:
+                    add(lot.expires_at, "expiry", f"expiry:{member}:{_stamp(lot.expires_at)}")
     if state.tier_review_at is not None and state.tier_review_at <= until:
-        instants.add((state.tier_review_at, "tier_review"))
-    events = []
-    for instant, kind in sorted(instants):
-        stamp = instant.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-        events.append(Event(f"{kind}:{state.member_id}:{stamp}", kind, state.member_id, instant, "", "system", {}))
-    return events
+        add(state.tier_review_at, "tier_review", f"tier_review:{member}:{_stamp(state.tier_review_at)}")
+
+    done_until = state.last_event_at or state.joined_at  # instants after this are not yet produced
+    if done_until < until:
+        tz = program.tz
+        reminding = sorted(b for b, c in program.balances.items() if c.remind_before is not None)
+        for balance in reminding:
+            config = program.balances[balance]
+            expiring: dict[datetime, int] = {}
+            for lot in state.lots.get(balance, ()):
+                if lot.expires_at is not None and lot.amount > 0:
+                    expiring[lot.expires_at] = expiring.get(lot.expires_at, 0) + lot.amount
+            for expires_at, amount in expiring.items():
+                remind_at = subtract_duration(expires_at, config.remind_before, tz)
+                if done_until < remind_at <= until:
+                    attributes = {"balance": balance, "amount": amount, "expires_at": int(expires_at.timestamp())}
+                    # a second balance that reminds of the same instant gets a short suffix of its name
+                    suffix = "" if balance == reminding[0] else "#" + hashlib.sha256(balance.encode()).hexdigest()[:8]
+                    add(remind_at, "points_expiring", f"points_expiring:{member}:{_stamp(expires_at)}{suffix}", attributes)
+        if state.birthday is not None:
+            month, day = state.birthday
+            first, last = done_until.astimezone(tz).year, until.astimezone(tz).year
+            for year in range(first, last + 1):
+                instant = local_midnight(birthday_on(year, month, day), tz)
+                if done_until < instant <= until:
+                    add(instant, "birthday", f"birthday:{member}:{year}", {"year": year})
+        inactivity = program.scheme.inactivity
+        if inactivity is not None:
+            since = state.last_purchase_at or state.joined_at
+            instant = add_duration(since, inactivity.after, tz)
+            if done_until < instant <= until:
+                add(instant, "inactivity", f"inactivity:{member}:{_stamp(instant)}", {"since": int(since.timestamp())})
+    return [due[key] for key in sorted(due)]
+
+
+def next_due(program: Program, state: MemberState, until: datetime) -> list[Event]:
+    """The time-driven events due at the earliest due instant by `until` (empty: none). Apply them
+    all, in order, then ask again: a due event can itself make more due (a birthday award whose lot
+    expires before `until`), and those must be applied in time order too. They are taken together
+    because applying one moves `last_event_at` to their instant, which marks every instant-driven
+    event up to it as done."""
+    due = due_events(program, state, until)
+    return [e for e in due if e.occurred_at == due[0].occurred_at] if due else []
 
 
 def _finish_notifications(program: Program, work: _Work) -> None:
@@ -1108,6 +1167,10 @@ def _finish_notifications(program: Program, work: _Work) -> None:
     for balance in program.balances:
         variables[balance] = work.available(balance)
     variables["tier"] = work.tier or ""
+    if work.event.type == "points_expiring":
+        attributes = work.event.attributes
+        variables["amount"] = attributes.get("amount", 0)
+        variables["expires_at"] = datetime.fromtimestamp(attributes.get("expires_at", 0), UTC).astimezone(program.tz).date().isoformat()
     work.effects[:] = [
         Effect("notify", e.rule, template=e.template, channel=e.channel, variables=MappingProxyType(variables)) if e.kind == "notify" else e
         for e in work.effects

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from .calendar import EPOCH_ORDINAL
-from .evaluate import Decision, _counter_value, due_events, evaluate
+from .evaluate import Decision, _counter_value, evaluate, next_due
 from .events import Event, parse_event
 from .program import Program
 from .state import CounterState, MemberState, new_member
@@ -35,6 +35,7 @@ class Replay:
     rules: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     last_at: datetime | None = None
     keep: Callable[[Decision], None] | None = None  # sees every decision, for per-event expectations
+    birthdays: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # member -> (month, day), for the scheduler's birthdays
 
     def feed(self, raw: Mapping[str, Any]) -> None:
         event, errors = parse_event(raw, self.program.event_types)
@@ -50,7 +51,10 @@ class Replay:
             if event.type != "signup" and not self.program.scheme.auto_enroll:
                 self.rejections.append({"event_id": event.id, "code": "unknown_member", "message": f"no member '{event.member_id}'"})
                 return
-            state = new_member(event.member_id, event.occurred_at, tier=self.program.lowest_tier(), home_store=event.store)
+            state = new_member(
+                event.member_id, event.occurred_at, tier=self.program.lowest_tier(), home_store=event.store,
+                birthday=self.birthdays.get(event.member_id),
+            )
         due: list[Decision] = []
         state = self._advance(state, event.occurred_at, due)
         decision = evaluate(self.program, state, event, self.budgets, trace=self.trace)
@@ -69,10 +73,11 @@ class Replay:
             self.last_at = event.occurred_at
 
     def _advance(self, state: MemberState, until: datetime, done: list[Decision]) -> MemberState:
-        for due in due_events(self.program, state, until):
-            decision = evaluate(self.program, state, due, self.budgets, trace=self.trace)
-            done.append(decision)
-            state = decision.state
+        while batch := next_due(self.program, state, until):
+            for due in batch:
+                decision = evaluate(self.program, state, due, self.budgets, trace=self.trace)
+                done.append(decision)
+                state = decision.state
         return state
 
     def finish(self, until: datetime | None = None) -> None:

@@ -92,6 +92,7 @@ class MemberState:
     earnings: Mapping[str, Earning] = field(default_factory=lambda: _EMPTY)  # by event id
     rewards: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # reward id -> times redeemed
     last_event_at: datetime | None = None
+    last_purchase_at: datetime | None = None  # for inactivity: the latest purchase applied
 
     def balance(self, name: str) -> int:
         """The balance: its lots, pending ones included, less its debt."""

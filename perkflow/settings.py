@@ -28,6 +28,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     max_body: int = DEFAULT_MAX_BODY  # bytes of a request body
+    tick_seconds: int = 60  # the scheduler in `serve`: seconds between runs, 0 = off
+    deliver_seconds: int = 10  # the webhook worker in `serve`: seconds between runs, 0 = off
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -44,6 +46,8 @@ class Settings:
             max_body=_integer(
                 "PERKFLOW_MAX_BODY", env.get("PERKFLOW_MAX_BODY"), DEFAULT_MAX_BODY, 1024, 1024**3
             ),
+            tick_seconds=_integer("PERKFLOW_TICK_SECONDS", env.get("PERKFLOW_TICK_SECONDS"), 60, 0, 86400),
+            deliver_seconds=_integer("PERKFLOW_DELIVER_SECONDS", env.get("PERKFLOW_DELIVER_SECONDS"), 10, 0, 86400),
         )
 
 

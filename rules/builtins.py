@@ -36,7 +36,10 @@ BUILTIN_EVENT_TYPES: dict[str, EventType] = {
         attributes={"amount": Attribute(type="money", description="What the member paid in, in minor units.")},
     ),
     "checkin": EventType(description="A visit or a daily check-in."),
-    "birthday": EventType(description="The member's birthday (produced by the scheduler)."),
+    "birthday": EventType(
+        description="The member's birthday, at local midnight in the scheme's timezone (produced by the scheduler; 29 Feb falls on 28 Feb in other years).",
+        attributes={"year": Attribute(type="int", required=False, description="The year of the birthday.")},
+    ),
     "profile_update": EventType(description="The member's profile changed."),
     "coupon_redemption": EventType(
         description="A member uses a coupon outside a purchase event (posted by POST /api/v1/coupons/{id}/redeem).",
@@ -84,6 +87,18 @@ SYSTEM_EVENT_TYPES: dict[str, EventType] = {
     ),
     "expiry": EventType(description="Lots reach their expiry date (produced by the runtime)."),
     "tier_review": EventType(description="A member's tier is reviewed (produced by the runtime)."),
+    "points_expiring": EventType(
+        description="Lots of a balance will expire soon: sent `remind_before` ahead (produced by the runtime).",
+        attributes={
+            "balance": Attribute(type="str", description="The balance whose lots expire."),
+            "amount": Attribute(type="int", description="How many units expire at expires_at."),
+            "expires_at": Attribute(type="instant", description="When they expire."),
+        },
+    ),
+    "inactivity": EventType(
+        description="A member has made no purchase for the scheme's `inactivity.after` (produced by the runtime, once per spell).",
+        attributes={"since": Attribute(type="instant", description="The last purchase, or joining when there was none.")},
+    ),
 }
 """Events the runtime produces from time itself; rules may listen to them, integrators never post them."""
 BUILTIN_EVENT_TYPES.update(SYSTEM_EVENT_TYPES)

@@ -1480,7 +1480,7 @@ def clear_compiled() -> None:
 _Key = tuple[str, tuple[tuple[str, Type], ...], Functions, Type | None]
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=4096)  # a few MiB at most; a 1,000-rule scheme has some hundreds of different texts
 def _compile_remembered(key: _Key) -> tuple[Expr | None, tuple[ExprError, ...]]:
     source, env, functions, expect = key
     expr, errors = _compile_expr(source, dict(env), functions, expect=expect)

@@ -187,6 +187,10 @@ class Balance(Model):
     )
     spending: PartSpending | None = Field(None, description="How a spend draws on the parts.")
     pending: Pending | None = None
+    remind_before: Duration | None = Field(
+        None,
+        description="Send a points_expiring event this long before lots expire (7d); absent: no reminders.",
+    )
     value: Dec | None = Field(
         None, description="What one unit is worth in minor units of the currency, for liability reports."
     )
@@ -573,6 +577,10 @@ class Template(Model):
     )
 
 
+class Inactivity(Model):
+    after: Duration = Field(description="An inactivity event once a member has made no purchase for this long (60d).")
+
+
 class Governance(Model):
     require_approval: bool = Field(
         True, description="Four eyes: a new version must be approved by someone other than its author."
@@ -606,6 +614,9 @@ class Scheme(Model):
     rewards: dict[Id, RewardItem] = Field(default_factory=dict)
     campaigns: list[Campaign] = Field(default_factory=list)
     templates: dict[Id, Template] = Field(default_factory=dict)
+    inactivity: Inactivity | None = Field(
+        None, description="Whether the runtime sends an inactivity event, once per spell without a purchase."
+    )
     governance: Governance = Field(default_factory=Governance)
 
     @field_validator("timezone")

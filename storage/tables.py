@@ -132,6 +132,7 @@ members = Table(
     Column("last_event_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_purchase_at", UTCDateTime, nullable=True),  # 0003: inactivity
     Index(None, "birthday_month", "birthday_day"),
     Index(None, "home_store"),
 )
@@ -268,6 +269,52 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime, nullable=True),
     Index(None, "status", "next_attempt_at"),
+)
+
+scheduler_runs = Table(
+    "scheduler_runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("until", UTCDateTime, nullable=False),  # time-driven events due up to here were applied
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("members", Integer, nullable=False, default=0),  # candidates looked at
+    Column("events", Integer, nullable=False, default=0),  # system events applied
+    Index(None, "until"),
+)
+
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("url", String(2000), nullable=False),
+    Column("kinds", Json, nullable=False, default=list),  # webhook kinds; empty: all
+    Column("secret", String(200), nullable=False),  # whsec_<base64>
+    Column("description", String(500), nullable=False, default=""),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("subscription_id", BigInteger, nullable=False),
+    Column("outbox_id", BigInteger, nullable=False),
+    Column("message_id", String(80), nullable=False),  # the webhook-id header: the same on every try
+    Column("kind", String(40), nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),  # pending, delivered, dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("last_status", Integer, nullable=True),  # the receiver's HTTP status
+    Column("last_error", String(500), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    UniqueConstraint("subscription_id", "outbox_id"),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "subscription_id", "created_at"),
 )
 
 idempotency_keys = Table(

@@ -25,6 +25,7 @@ SCOPES = {
     "schemes:read": "read, export and diff scheme versions",
     "schemes:publish": "submit scheme versions and roll back",
     "schemes:approve": "approve or return submitted versions (never one's own)",
+    "webhooks:admin": "manage webhook subscriptions, read their delivery logs, re-deliver",
 }
 
 

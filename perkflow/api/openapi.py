@@ -288,6 +288,24 @@ OPERATIONS = (
         (400, 404, 409, 422),
         idempotent=True,
     ),
+    Op("get", "/webhooks", "Webhook subscriptions (without secrets)", "webhooks", "webhooks:admin", None, ((200, s.WebhookListOut),)),
+    Op(
+        "post", "/webhooks", "Subscribe a URL to webhooks", "webhooks", "webhooks:admin", s.WebhookIn,
+        ((201, s.WebhookOut),), (400, 413, 422),
+        description="The answer holds the secret that signs every message (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature). "
+        "Delivery is at least once with a stable webhook-id; failed tries are retried after 1m, 5m, 30m, 2h, 6h, 12h and 24h.",
+    ),
+    Op("get", "/webhooks/{subscription_id}", "A subscription, with its secret", "webhooks", "webhooks:admin", None, ((200, s.WebhookOut),), (404,)),
+    Op("patch", "/webhooks/{subscription_id}", "Change a subscription", "webhooks", "webhooks:admin", s.WebhookPatchIn, ((200, s.WebhookOut),), (400, 404, 413, 422)),
+    Op("delete", "/webhooks/{subscription_id}", "Remove a subscription (its delivery log stays)", "webhooks", "webhooks:admin", None, ((204, None),), (404,)),
+    Op(
+        "get", "/webhooks/{subscription_id}/deliveries", "The delivery log of a subscription, newest first", "webhooks", "webhooks:admin", None,
+        ((200, s.DeliveryListOut),), (404,), (("limit", "integer", "How many, 1 to 1000 (default 100)"),),
+    ),
+    Op(
+        "post", "/webhooks/deliveries/{delivery_id}/redeliver", "Send a delivery again, with the same webhook-id", "webhooks", "webhooks:admin", None,
+        ((200, s.DeliveryOut),), (404,),
+    ),
     Op("get", "/openapi.json", "This document", "reference"),
     Op("get", "/docs", "This reference as a web page", "reference"),
 )
@@ -327,6 +345,12 @@ _STATIC = (
     s.VersionListOut,
     s.DiffOut,
     s.HealthOut,
+    s.WebhookIn,
+    s.WebhookPatchIn,
+    s.WebhookOut,
+    s.WebhookListOut,
+    s.DeliveryOut,
+    s.DeliveryListOut,
 )
 
 
@@ -340,7 +364,7 @@ def _parameters(op: Op) -> list[dict[str, Any]]:
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "integer" if name in ("version_id", "number") else "string"},
+            "schema": {"type": "integer" if name in ("version_id", "number", "subscription_id", "delivery_id") else "string"},
         }
         for name in re.findall(r"{(\w+)}", op.path)
     ]
@@ -377,7 +401,7 @@ def _responses(op: Op) -> dict[str, Any]:
     headers = {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}}
     out: dict[str, Any] = {}
     for status, model in op.answers:
-        answer: dict[str, Any] = {"description": "OK" if status == 200 else "Created", "headers": headers}
+        answer: dict[str, Any] = {"description": {200: "OK", 201: "Created", 204: "Done"}.get(status, "OK"), "headers": headers}
         if model is not None:
             schema = {"type": "array", "items": _ref(model)} if model is s.BatchItemOut else _ref(model)
             answer["content"] = {"application/json": {"schema": schema}}

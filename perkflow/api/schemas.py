@@ -354,3 +354,56 @@ def event_models(program: Program | None) -> dict[str, type[BaseModel]]:
         )
         models[name] = model
     return models
+
+
+# --- webhooks (issue 6) --------------------------------------------------------------------------
+
+WebhookKind = Literal["points_changed", "tier_changed", "coupon_issued", "coupon_redeemed", "reward_redeemed", "member_notification"]
+
+
+class WebhookIn(Request):
+    url: str = Field(max_length=2000, description="Where to POST; its host must resolve to public addresses (or be allowed by PERKFLOW_WEBHOOK_ALLOW).")
+    kinds: list[WebhookKind] = Field(default_factory=list, description="The kinds to receive; empty: all.")
+    description: str = Field("", max_length=500)
+    active: bool = True
+
+
+class WebhookPatchIn(Request):
+    url: str | None = Field(None, max_length=2000)
+    kinds: list[WebhookKind] | None = None
+    description: str | None = Field(None, max_length=500)
+    active: bool | None = None
+
+
+class WebhookOut(Reply):
+    id: int
+    url: str
+    kinds: list[str]
+    description: str
+    active: bool
+    created_at: str
+    updated_at: str
+    secret: str | None = Field(None, description="whsec_<base64>: verifies the webhook-signature header (Standard Webhooks).")
+
+
+class WebhookListOut(BaseModel):
+    items: list[WebhookOut]
+
+
+class DeliveryOut(Reply):
+    id: int
+    subscription_id: int
+    message_id: str = Field(description="The webhook-id header: the same on every try of the message.")
+    kind: str
+    status: Literal["pending", "delivered", "dead"]
+    attempts: int
+    next_attempt_at: str | None
+    last_attempt_at: str | None
+    last_status: int | None
+    last_error: str
+    created_at: str | None
+    delivered_at: str | None
+
+
+class DeliveryListOut(BaseModel):
+    items: list[DeliveryOut]

@@ -19,6 +19,7 @@ import uvicorn
 from perkflow.api.app import create_api
 from perkflow.app import create_app
 from perkflow.service.access import SCOPES
+from perkflow.service.background import Background
 from perkflow.service.core import Service, open_service, system_clock
 from perkflow.service.problems import Problem
 from perkflow.settings import Settings, SettingsError
@@ -55,7 +56,9 @@ def serve(
     file under the data directory gets examples/coffee/scheme.yaml published (approval turned off
     for this deployment, as the audit log records), an admin user whose one-time password is printed
     once, and an API key with every scope, printed once. The editor runs in one process, so
-    --workers N needs --api-only; each worker then opens the database itself.
+    --workers N needs --api-only; each worker then opens the database itself. In the background,
+    the scheduler runs every PERKFLOW_TICK_SECONDS (60) and the webhook worker every
+    PERKFLOW_DELIVER_SECONDS (10); 0 turns either off.
 
     Exit status: 0 when stopped, 1 when the server cannot start, 2 for a usage error.
     """
@@ -75,16 +78,28 @@ def serve(
         return
     service = open_service(settings.database_url, settings.data_dir, data_key=settings.data_key)
     app = create_api(service, settings) if api_only else create_app(service, settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    background = Background(service, tick_seconds=settings.tick_seconds, deliver_seconds=settings.deliver_seconds).start()
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    finally:
+        background.stop()
 
 
 def _many(settings: Settings, workers: int) -> None:
     """Several worker processes through uvicorn's factory; each reads the settings from the
     environment, so the demo's database and the chosen address are put there first."""
-    open_service(
-        settings.database_url, settings.data_dir, data_key=settings.data_key
-    ).engine.dispose()  # upgrade once
+    service = open_service(settings.database_url, settings.data_dir, data_key=settings.data_key)  # upgrade once
     os.environ.update(PERKFLOW_DATABASE_URL=settings.database_url, PERKFLOW_DATA_DIR=str(settings.data_dir))
+    # The scheduler and the webhook worker run once, in this supervising process.
+    background = Background(service, tick_seconds=settings.tick_seconds, deliver_seconds=settings.deliver_seconds).start()
+    try:
+        _run_workers(settings, workers)
+    finally:
+        background.stop()
+        service.engine.dispose()
+
+
+def _run_workers(settings: Settings, workers: int) -> None:
     uvicorn.run(
         "perkflow.app:api_factory",
         factory=True,

@@ -34,6 +34,7 @@ SCOPES = (
     "schemes:publish",
     "schemes:approve",
     "keys:admin",
+    "webhooks:admin",
 )
 ROLES = ("admin", "operator", "approver", "store_manager", "finance", "support", "auditor")
 _hasher = PasswordHasher()

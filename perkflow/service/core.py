@@ -17,7 +17,10 @@ from .crypto import DataKeys, load_keys
 from .events import EventService
 from .idempotency import IdempotencyKeys
 from .members import MemberService
+from .notifications import Notifier
+from .scheduler import Scheduler
 from .versions import Versions
+from .webhooks import Webhooks
 
 
 def system_clock() -> datetime:
@@ -34,6 +37,9 @@ class Service:
         self.coupons = CouponService(engine, self.versions, self.events, clock)
         self.rewards = RewardService(self.events, clock)
         self.idempotency = IdempotencyKeys(engine, clock)
+        self.scheduler = Scheduler(engine, self.versions, self.events, clock)
+        self.webhooks = Webhooks(engine, clock)
+        self.notifications = Notifier(engine, self.versions, clock)
 
     def ready(self) -> tuple[bool, str]:
         """Whether the database answers and its schema is at the newest migration."""

@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
@@ -26,11 +26,10 @@ from perkflow.engine import (
     Event,
     MemberState,
     Program,
-    due_events,
     evaluate,
-    new_member,
     parse_event,
 )
+from perkflow.engine.evaluate import next_due
 from perkflow.engine.events import parse_instant
 from perkflow.rules.builtins import SYSTEM_EVENT_TYPES
 from perkflow.storage import tables as t
@@ -197,7 +196,7 @@ class EventService:
                     )
                 row = self._create_member(conn, event, program, now)
             state = load_state(conn, row, program, self._earning_ids(event))
-            state = self._apply_due(conn, program, row["id"], state, event.occurred_at, now)
+            state, _ = self._apply_due(conn, program, row["id"], state, event.occurred_at, now)
             decision = self._decide(conn, program, state, event)
             if decision.rejection is not None:
                 conn.rollback()
@@ -270,22 +269,49 @@ class EventService:
         original = event.attributes.get("original_event_id") if event.type == "refund" else None
         return [original] if original else []
 
+    def apply_due(self, external_id: str, until: datetime) -> int:
+        """Apply a member's time-driven events due at or before `until` (the scheduler's path), in
+        the member's own transaction, with the member row locked: the same code that applies them
+        before an event. How many were applied; 0 when none were due, or another process applied
+        them first (their ids are stored once)."""
+        for _ in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    row = self._member_row(conn, external_id)
+                    if row is None or row["status"] != "active":
+                        return 0
+                    program = self.versions.in_force(conn, until)
+                    if isinstance(program, Problem):
+                        return 0
+                    state = load_state(conn, row, program)
+                    _, applied = self._apply_due(conn, program, row["id"], state, until, self.clock())
+                    return applied
+            except IntegrityError:
+                continue  # another scheduler stored the same event first: look again
+        return 0
+
     def _apply_due(
         self, conn: Connection, program: Program, member_pk: int, state: MemberState, until: datetime, now: datetime
-    ) -> MemberState:
+    ) -> tuple[MemberState, int]:
         """Time-driven events due before the event, each under the version in force at its time."""
-        for due in due_events(program, state, until):
-            in_force = self.versions.in_force(conn, due.occurred_at)
-            due_program = in_force if isinstance(in_force, Program) else program
-            decision = evaluate(due_program, state, due)
-            raw = {
-                "id": due.id, "type": due.type, "member_id": due.member_id, "occurred_at": due.occurred_at.isoformat(),
-                "store": "", "channel": "system", "attributes": {},
-            }
-            body = response_body(due_program, decision, due)
-            self._store(conn, member_pk, state, decision, due, raw, body_hash(raw), body, now, "system")
-            state = decision.state
-        return state
+        applied = 0
+        while batch := next_due(program, state, until):
+            for due in batch:
+                in_force = self.versions.in_force(conn, due.occurred_at)
+                due_program = in_force if isinstance(in_force, Program) else program
+                decision = evaluate(due_program, state, due)
+                attributes = {
+                    k: datetime.fromtimestamp(v, UTC).isoformat() if k in ("expires_at", "since") else v for k, v in due.attributes.items()
+                }
+                raw = {
+                    "id": due.id, "type": due.type, "member_id": due.member_id, "occurred_at": due.occurred_at.isoformat(),
+                    "store": "", "channel": "system", "attributes": attributes,
+                }
+                body = response_body(due_program, decision, due)
+                self._store(conn, member_pk, state, decision, due, raw, body_hash(raw), body, now, "system")
+                state = decision.state
+                applied += 1
+        return state, applied
 
     def _decide(self, conn: Connection, program: Program, state: MemberState, event: Event) -> Decision:
         used = {r.key: r.used for r in conn.execute(select(t.budgets.c.key, t.budgets.c.used))}

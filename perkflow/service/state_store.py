@@ -15,7 +15,7 @@ from sqlalchemy import Connection, RowMapping, insert, select, update
 
 from perkflow.engine import Decision, Lot, MemberState, Program
 from perkflow.engine.evaluate import lot_order
-from perkflow.engine.state import Coupon, CounterState, Earning
+from perkflow.engine.state import CounterState, Coupon, Earning
 from perkflow.storage import tables as t
 
 
@@ -105,6 +105,7 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
         earnings=earnings,
         rewards=dict(row["rewards"] or {}),
         last_event_at=row["last_event_at"],
+        last_purchase_at=row["last_purchase_at"],
     )
 
 
@@ -157,6 +158,12 @@ def save_decision(
         for e in decision.effects
         if e.kind == "notify"
     ]
+    messages = webhook_messages(decision, occurred_at)
+    if messages and _anyone_listens(conn):
+        notes += [
+            {"kind": kind, "member_id": member_pk, "event_id": decision.event_id, "payload": payload, "created_at": now, "next_attempt_at": now}
+            for kind, payload in messages
+        ]
     if notes:
         conn.execute(insert(t.outbox), notes)
     conn.execute(
@@ -172,9 +179,46 @@ def save_decision(
             caps={k: list(v) for k, v in after.caps.items()},
             rewards=dict(after.rewards),
             last_event_at=after.last_event_at,
+            last_purchase_at=after.last_purchase_at,
             updated_at=now,
         )
     )
+
+
+WEBHOOK_KINDS = ("points_changed", "tier_changed", "coupon_issued", "coupon_redeemed", "reward_redeemed", "member_notification")
+"""What subscriptions may receive; member_notification carries a `notify` sent on the webhook channel."""
+
+
+def webhook_messages(decision: Decision, occurred_at: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """What a decision changed, as webhook messages (kind, data): one points_changed per balance
+    that moved, one message per tier change, coupon issued or redeemed and reward redeemed. The
+    member is named by the integrator's id only; no personal data leaves in a webhook."""
+    after = decision.state
+    base = {"member_id": decision.member_id, "event_id": decision.event_id, "event_type": decision.event_type, "occurred_at": occurred_at.isoformat()}
+    moved: dict[str, int] = {}
+    out: list[tuple[str, dict[str, Any]]] = []
+    for e in decision.effects:
+        if e.balance is not None:
+            moved[e.balance] = moved.get(e.balance, 0) + e.amount
+        elif e.kind == "tier_changed":
+            out.append(("tier_changed", {**base, "tier": e.tier, "previous_tier": e.previous_tier, "reason": e.reason}))
+        elif e.kind == "coupon_issued":
+            out.append(("coupon_issued", {**base, "coupon": e.coupon, "policy": e.policy, "valid_until": e.valid_until.isoformat() if e.valid_until else None}))
+        elif e.kind == "coupon_redeemed":
+            out.append(("coupon_redeemed", {**base, "coupon": e.coupon, "policy": e.policy, "discount": e.discount}))
+        elif e.kind == "reward_granted" and decision.event_type == "reward_redemption":
+            out.append(("reward_redeemed", {**base, "reward": e.reward}))
+    changes = [
+        ("points_changed", {**base, "balance": b, "change": n, "balance_after": after.balance(b)}) for b, n in moved.items() if n
+    ]
+    return changes + out
+
+
+def _anyone_listens(conn: Connection) -> bool:
+    """Whether an active webhook subscription exists: without one, no webhook message is kept (a
+    subscription receives what happens from its creation on)."""
+    c = t.webhook_subscriptions.c
+    return conn.execute(select(c.id).where(c.active.is_(True)).limit(1)).first() is not None
 
 
 def _save_lots(conn: Connection, member_pk: int, before: MemberState, after: MemberState) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from perkflow.engine import Decision, MemberState, Program, compile, evaluate, new_member, parse_event
-from perkflow.engine.evaluate import due_events
+from perkflow.engine.evaluate import next_due
 from perkflow.rules import loads
 
 
@@ -50,10 +50,11 @@ class Member:
     def advance(self, until: datetime | str) -> list[Decision]:
         instant = datetime.fromisoformat(until) if isinstance(until, str) else until
         done = []
-        for due in due_events(self.program, self.state, instant):
-            decision = evaluate(self.program, self.state, due, self.budgets)
-            self._take(decision)
-            done.append(decision)
+        while batch := next_due(self.program, self.state, instant):
+            for due in batch:
+                decision = evaluate(self.program, self.state, due, self.budgets)
+                self._take(decision)
+                done.append(decision)
         return done
 
     def _take(self, decision: Decision) -> None:
