@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.pool import NullPool
 
 
 def open_engine(url: str, *, pool_size: int = 5) -> Engine:
@@ -19,7 +18,8 @@ def open_engine(url: str, *, pool_size: int = 5) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30, "check_same_thread": False})
+        # Connections are kept (the PRAGMAs run once per connection, not per transaction).
+        engine = create_engine(url, pool_size=pool_size, connect_args={"timeout": 30, "check_same_thread": False})
         _sqlite_transactions(engine)
         return engine
     if url.startswith("postgresql://"):

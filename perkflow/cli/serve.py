@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from perkflow.api.app import create_api
 from perkflow.app import create_app
@@ -100,14 +102,15 @@ def _many(settings: Settings, workers: int) -> None:
 
 
 def _run_workers(settings: Settings, workers: int) -> None:
-    uvicorn.run(
-        "perkflow.app:api_factory",
-        factory=True,
-        workers=workers,
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-    )
+    """What uvicorn.run does for several workers, with the listening socket told it is TCP: uvicorn
+    binds it with protocol 0, so asyncio never sets TCP_NODELAY on the accepted connections and
+    Nagle's algorithm adds ~40 ms to every kept-alive request (uvicorn issue #3149; measured by
+    benchmarks/http.py)."""
+    config = uvicorn.Config("perkflow.app:api_factory", factory=True, workers=workers, host=settings.host, port=settings.port, log_level="info")
+    bound = config.bind_socket()
+    sock = socket.socket(fileno=bound.detach())  # reads family and protocol back from the kernel
+    sock.set_inheritable(True)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def _demo(settings: Settings) -> Settings:

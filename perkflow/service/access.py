@@ -92,7 +92,9 @@ class AccessService:
         key_id, dot, secret = token.partition(".")
         if not dot or not key_id.startswith("pk_") or len(token) > 200:
             return None
-        with self.engine.connect() as conn:
+        # begin() ends in a COMMIT: psycopg answers a ROLLBACK by dropping every prepared
+        # statement of the connection, which the next event would then plan again.
+        with self.engine.begin() as conn:
             row = conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).first()
         if row is None or row.revoked_at is not None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
             return None

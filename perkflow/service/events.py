@@ -314,8 +314,9 @@ class EventService:
         return state, applied
 
     def _decide(self, conn: Connection, program: Program, state: MemberState, event: Event) -> Decision:
-        used = {r.key: r.used for r in conn.execute(select(t.budgets.c.key, t.budgets.c.used))}
-        limits = {r.key: r.limit for r in conn.execute(select(t.budgets.c.key, t.budgets.c.limit))}
+        rows = conn.execute(select(t.budgets.c.key, t.budgets.c.used, t.budgets.c.limit)).all()
+        used = {r.key: r.used for r in rows}
+        limits = {r.key: r.limit for r in rows}
         for _ in range(BUDGET_RETRIES):
             decision = evaluate(program, state, event, used)
             spent = self._claim(conn, decision.budget_uses)

@@ -80,7 +80,7 @@ class Versions:
     def in_force(self, conn: Connection, at: datetime) -> Program | Problem:
         """The published version whose effective time is the latest at or before `at`. The first
         version is in force from the beginning: history older than it is imported under it."""
-        published = select(t.scheme_versions.c.hash, t.scheme_versions.c.content).where(t.scheme_versions.c.status == "published")
+        published = select(t.scheme_versions.c.id, t.scheme_versions.c.hash).where(t.scheme_versions.c.status == "published")
         row = conn.execute(
             published.where(t.scheme_versions.c.effective_at <= at)
             .order_by(t.scheme_versions.c.effective_at.desc(), t.scheme_versions.c.number.desc())
@@ -93,7 +93,10 @@ class Versions:
                 422, "no_scheme_in_force", "No scheme in force",
                 "no scheme version has been published yet", (FieldError("/occurred_at", "no_scheme_in_force", "publish a scheme first"),),
             )
-        return self.program(row.hash, row.content)
+        if row.hash in self._programs:
+            return self._programs[row.hash]  # a published version never changes: its content is read once
+        content = conn.execute(select(t.scheme_versions.c.content).where(t.scheme_versions.c.id == row.id)).scalar_one()
+        return self.program(row.hash, content)
 
     def active(self) -> Program | None:
         with self.engine.connect() as conn:
