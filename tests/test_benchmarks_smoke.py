@@ -21,3 +21,21 @@ def test_the_engine_benchmark_runs_and_prints_its_table():
         "4. Loading the",
     ):
         assert heading in done.stdout, f"{heading!r} missing from:\n{done.stdout[-3000:]}"
+
+
+HTTP_SCRIPT = SCRIPT.parent / "http.py"
+
+
+def test_the_http_benchmark_runs_and_prints_its_table():
+    """benchmarks/http.py --quick on SQLite: the servers start, the load runs, the table prints.
+    Figures are never asserted."""
+    done = subprocess.run(
+        [sys.executable, str(HTTP_SCRIPT), "--quick", "--sqlite-only"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for heading in ("Perkflow HTTP benchmark", "SQLite, 1 worker", "SQLite, 2 workers", "events/s"):
+        assert heading in done.stdout, f"{heading!r} missing from:\n{done.stdout[-3000:]}"
