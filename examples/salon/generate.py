@@ -18,19 +18,17 @@ written, so the generator knows a client's wallet, points and coupons (coupon id
 
 from __future__ import annotations
 
-import heapq
 import json
 import random
 import sys
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
-from perkflow.engine import Replay, compile
-from perkflow.rules import load
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # examples/stream.py
+from stream import Stream  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SEED = 20251001
@@ -53,65 +51,6 @@ STREAK_HUNTER = "ls-20003"  # checks in 7 days in a row, four times in January
 CHANGED_MIND = "ls-20005"  # gets her second top-up back in full the next day
 MOVING_AWAY = "ls-20008"  # from 10 February, her next visit is to get her unspent principal back
 SMALL_TOP_UPS = "ls-20012"  # tops up ¥500 three times in November: the third gets no bonus
-
-
-class Stream:
-    """Events in time order, each fed to a replay of the scheme as it is written."""
-
-    def __init__(self, scheme: Path) -> None:
-        loaded = load(scheme)
-        assert loaded.scheme is not None and not loaded.errors, loaded.errors
-        self.scheme = loaded.scheme
-        self.replay = Replay(compile(loaded.scheme), trace=False)
-        self.events: list[dict[str, Any]] = []
-        self.serial: Counter[str] = Counter()
-        self.queue: list[tuple[datetime, int, Callable[..., None], tuple[Any, ...]]] = []
-        self.pushed = 0
-
-    def later(self, at: datetime, handler: Callable[..., None], *args: Any) -> None:
-        self.pushed += 1
-        heapq.heappush(self.queue, (at, self.pushed, handler, args))
-
-    def run(self, until: datetime) -> None:
-        """Run the handlers in time order up to `until`. A handler that is a generator yields how
-        long to wait before it goes on, so its later events keep their place in time."""
-        while self.queue and self.queue[0][0] <= until:
-            at, _, handler, args = heapq.heappop(self.queue)
-            steps = handler(at, *args)
-            if isinstance(steps, Iterator):
-                self.resume(at, steps)
-
-    def resume(self, at: datetime, steps: Iterator[timedelta]) -> None:
-        wait = next(steps, None)
-        if wait is not None:
-            self.later(at + wait, self.resume, steps)
-
-    def emit(
-        self,
-        kind: str,
-        member: str,
-        at: datetime,
-        system: str,
-        *,
-        store: str = "",
-        channel: str = "",
-        **attributes: Any,
-    ) -> dict[str, Any]:
-        self.serial[system] += 1
-        event: dict[str, Any] = {
-            "id": f"{system}-{self.serial[system]:06d}",
-            "type": kind,
-            "member_id": member,
-            "occurred_at": at.isoformat(),
-        }
-        if store:
-            event["store"] = store
-        event["channel"] = channel or system
-        if attributes:
-            event["attributes"] = attributes
-        self.replay.feed(event)
-        self.events.append(event)
-        return event
 
 
 def spendable(state: Any, balance: str, at: datetime) -> int:
