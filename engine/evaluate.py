@@ -717,7 +717,11 @@ def _run_rules(program: Program, work: _Work, event: Event, data: dict[str, Any]
 
 
 def _check_campaign(work: _Work, campaign: Any, data: dict[str, Any]) -> None:
-    if not campaign.start <= work.at < campaign.end:
+    event = work.event
+    if event.type in ("campaign_start", "campaign_end") and event.attributes.get("campaign") != campaign.id:
+        raise _Skip("other_campaign", f"the event is about campaign '{event.attributes.get('campaign')}', not '{campaign.id}'")
+    # a campaign's own end event falls on its (excluded) end instant: its rules still see it
+    if not (campaign.start <= work.at < campaign.end or (event.type == "campaign_end" and work.at == campaign.end)):
         raise _Skip("outside_window", f"campaign '{campaign.id}' runs {campaign.start.isoformat()} to {campaign.end.isoformat()}")
     data["campaign"] = campaign.names
     if campaign.audience_tags is not None:
@@ -1076,7 +1080,7 @@ def _expire(work: _Work) -> None:
         )
 
 
-_DUE_ORDER = {"expiry": 0, "tier_review": 1, "points_expiring": 2, "birthday": 3, "inactivity": 4}
+_DUE_ORDER = {"expiry": 0, "tier_review": 1, "points_expiring": 2, "birthday": 3, "inactivity": 4, "campaign_end": 5, "campaign_start": 6}
 
 
 def _stamp(instant: datetime) -> str:
@@ -1088,9 +1092,10 @@ def due_events(program: Program, state: MemberState, until: datetime) -> list[Ev
     are the same however often and wherever they are computed.
 
     Expiry and tier reviews follow from the state itself (a lot past its expiry, a review date).
-    Reminders, birthdays and inactivity happen at an instant: they are due when that instant is
-    after the member's latest applied event (or joining) and at or before `until`, so applying them
-    (which moves `last_event_at`) is what marks them done, in a replay and in the service alike."""
+    Reminders, birthdays, inactivity and campaigns' starts and ends happen at an instant: they are
+    due when that instant is after the member's latest applied event (or joining) and at or before
+    `until`, so applying them (which moves `last_event_at`) is what marks them done, in a replay and
+    in the service alike."""
     due: dict[tuple[datetime, int, str], Event] = {}
     member = state.member_id
 
@@ -1143,6 +1148,13 @@ def due_events(program: Program, state: MemberState, until: datetime) -> list[Ev
             instant = add_duration(since, inactivity.after, tz)
             if done_until < instant <= until:
                 add(instant, "inactivity", f"inactivity:{member}:{_stamp(instant)}", {"since": int(since.timestamp())})
+        # campaigns' starts and ends (only those some rule or counter listens to); a member who
+        # joined after a campaign started gets no start event
+        for instant, kind, campaign in program.campaign_instants:
+            if instant > until:
+                break
+            if done_until < instant:
+                add(instant, kind, f"{kind}:{campaign}:{member}", {"campaign": campaign})
     return [due[key] for key in sorted(due)]
 
 

@@ -143,11 +143,13 @@ class Program:
 
         rules: list[tuple[CompiledRule, frozenset[str] | None]] = []
         order = 0
+        compiled_campaigns: list[CompiledCampaign] = []
         for i, rule in enumerate(scheme.rules):
             rules.append(self._rule(rule, ("rules", i), order, None, exprs))
             order += 1
         for c, campaign in enumerate(scheme.campaigns):
             compiled_campaign = self._campaign(campaign, c, exprs)
+            compiled_campaigns.append(compiled_campaign)
             for i, rule in enumerate(campaign.rules):
                 rules.append(self._rule(rule, ("campaigns", c, "rules", i), order, compiled_campaign, exprs))
                 order += 1
@@ -171,6 +173,15 @@ class Program:
         # Candidates keep the global priority order because `rules` was sorted before indexing.
         self.by_type: dict[str, tuple[CompiledRule, ...]] = {k: tuple(v) for k, v in by_type.items()}
         self.by_store: dict[tuple[str, str], tuple[CompiledRule, ...]] = {k: tuple(v) for k, v in by_store.items()}
+        # campaign_start / campaign_end are produced only while a rule or a counter listens to them
+        # (a campaign's ends are not an event of every member otherwise): (instant, type, campaign)
+        listened = {k for k in ("campaign_start", "campaign_end") if k in self.by_type or k in self.counters}
+        self.campaign_instants: tuple[tuple[datetime, str, str], ...] = tuple(sorted(
+            (instant, kind, cc.id)
+            for cc in compiled_campaigns
+            for instant, kind in ((cc.start, "campaign_start"), (cc.end, "campaign_end"))
+            if kind in listened
+        ))
         self.reads_balances: dict[str, bool] = {}
         for event_type in self.event_types:
             names = {n for r in self.candidates_all(event_type) for n in _names(r)}

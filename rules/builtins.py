@@ -99,6 +99,14 @@ SYSTEM_EVENT_TYPES: dict[str, EventType] = {
         description="A member has made no purchase for the scheme's `inactivity.after` (produced by the runtime, once per spell).",
         attributes={"since": Attribute(type="instant", description="The last purchase, or joining when there was none.")},
     ),
+    "campaign_start": EventType(
+        description="A campaign starts (produced by the runtime for each member who joined before, while a rule or counter listens to it).",
+        attributes={"campaign": Attribute(type="str", description="The id of the campaign.")},
+    ),
+    "campaign_end": EventType(
+        description="A campaign ends (produced by the runtime for each member who joined before, while a rule or counter listens to it).",
+        attributes={"campaign": Attribute(type="str", description="The id of the campaign.")},
+    ),
 }
 """Events the runtime produces from time itself; rules may listen to them, integrators never post them."""
 BUILTIN_EVENT_TYPES.update(SYSTEM_EVENT_TYPES)

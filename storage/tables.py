@@ -133,6 +133,7 @@ members = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("last_purchase_at", UTCDateTime, nullable=True),  # 0003: inactivity
+    Column("locale", String(16), nullable=True),  # 0004: the language of notifications (en, zh-CN)
     Index(None, "birthday_month", "birthday_day"),
     Index(None, "home_store"),
 )

@@ -68,6 +68,7 @@ class MemberIn(Request):
     home_store: str | None = Field(None, max_length=64)
     tags: list[str] | None = None
     attributes: dict[str, str | int | bool] | None = None
+    locale: Literal["en", "zh-CN"] | None = Field(None, description="The language of the member's notifications.")
 
 
 class AdjustmentIn(Request):

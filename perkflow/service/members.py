@@ -20,7 +20,8 @@ from .problems import FieldError, Problem, invalid, not_found
 from .state_store import load_state
 from .versions import Versions
 
-PROFILE_FIELDS = {"phone", "email", "name", "birthday", "home_store", "tags", "attributes"}
+PROFILE_FIELDS = {"phone", "email", "name", "birthday", "home_store", "tags", "attributes", "locale"}
+LOCALES = ("en", "zh-CN")
 _TAG = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -71,6 +72,11 @@ class MemberService:
                 errors.append(FieldError("/tags", "wrong_type", "tags are a list of names: lower case letters, digits and _"))
             else:
                 values["tags"] = sorted(set(tags))
+        if (locale := body.get("locale")) is not None:
+            if locale not in LOCALES:
+                errors.append(FieldError("/locale", "invalid_locale", f"a locale is one of: {', '.join(LOCALES)}"))
+            else:
+                values["locale"] = locale
         if (attributes := body.get("attributes")) is not None:
             if not isinstance(attributes, dict) or not all(isinstance(v, str | int | bool) for v in attributes.values()):
                 errors.append(FieldError("/attributes", "wrong_type", "attributes map names to text, whole numbers or true/false"))

@@ -4,7 +4,8 @@ handed to a channel.
 A template is text per language with `{name}` placeholders read from the decision's variables
 (`<balance>_earned`, `<balance>`, `tier`; `amount` and `expires_at` for points_expiring). Only
 plain names are replaced (no attribute or index access), and an unknown name stays as written.
-The language is the first the template lists.
+The language is the member's `locale` (set by PUT /api/v1/members/{id}) when the template has
+text in it, else the first the template lists.
 
 Channels are pluggable (`Channel`): `log` writes one structured log line without personal data
 (the member is not named), `webhook` publishes a `member_notification` webhook message for the
@@ -118,9 +119,14 @@ class Notifier:
         template = program.scheme.templates.get(payload.get("template") or "")
         if template is None or not template.text:
             return None
-        lang, text = next(iter(template.text.items()))
+        member = str(payload.get("member", ""))
+        locale = conn.execute(select(t.members.c.locale).where(t.members.c.external_id == member)).scalar() if member else None
+        if locale is not None and locale in template.text:
+            lang, text = locale, template.text[locale]
+        else:
+            lang, text = next(iter(template.text.items()))
         variables = payload.get("variables") or {}
         return Notification(
-            str(payload.get("member", "")), event_id, payload["template"], str(payload.get("channel") or "log"), lang,
+            member, event_id, payload["template"], str(payload.get("channel") or "log"), lang,
             render(text, variables), variables, message_id,
         )

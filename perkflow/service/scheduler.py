@@ -1,11 +1,11 @@
 """The scheduler: time-driven events for every member, up to an instant.
 
 `tick(until)` finds the members who may have something due (lots expiring by `until` plus the
-longest reminder, tier reviews due, birthdays and inactivity falling since the last run) and, for
-each, calls `EventService.apply_due`: the same path that applies due events before a member's
-next event, in the member's transaction. The events' ids are deterministic and stored once, so
-two schedulers at once, or one run twice, never double anything. The candidate query only narrows
-the search; `engine.due_events` decides. A run is recorded in `scheduler_runs` once every member
+longest reminder, tier reviews due, birthdays, inactivity and listened-to campaign starts and
+ends falling since the last run) and, for each, calls `EventService.apply_due`: the same path that
+applies due events before a member's next event, in the member's transaction. The events' ids
+are deterministic and stored once, so two schedulers at once, or one run twice, never double
+anything. The candidate query only narrows the search; `engine.due_events` decides. A run is recorded in `scheduler_runs` once every member
 is done, so a crashed run is simply covered again by the next.
 """
 
@@ -99,6 +99,8 @@ class Scheduler:
             if since is not None:
                 condition.append(quiet_since > since - after - SLACK)
             queries.append(select(m.external_id).where(*condition))
+        if any((since is None or since < instant) and instant <= until for instant, _, _ in program.campaign_instants):
+            queries = [select(m.external_id).where(active)]  # a campaign starts or ends: every member
         found: set[str] = set()
         for query in queries:
             found.update(conn.execute(query.distinct()).scalars())  # type: ignore[attr-defined]

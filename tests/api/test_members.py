@@ -205,3 +205,12 @@ def test_a_store_bound_key_does_not_see_another_stores_members(app: Starlette, k
         )
         assert dump(service.engine) == before
         assert client.put("/api/v1/members/new", json={"home_store": "S1"}, headers=store).status_code == 201
+
+
+def test_a_members_locale_is_set_by_put_and_only_to_a_known_language(app: Starlette, keys: Keys, service: Service):
+    with TestClient(app) as client:
+        assert client.put("/api/v1/members/m1", json={"locale": "zh-CN"}, headers=bearer(keys.all)).status_code == 201
+        problem(client.put("/api/v1/members/m1", json={"locale": "fr"}, headers=bearer(keys.all)), 422, "invalid_locale")
+        assert client.put("/api/v1/members/m1", json={"locale": "en"}, headers=bearer(keys.all)).status_code == 200
+    with service.engine.connect() as conn:
+        assert conn.execute(select(t.members.c.locale).where(t.members.c.external_id == "m1")).scalar() == "en"

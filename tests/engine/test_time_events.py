@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from perkflow.engine import new_member
 from perkflow.engine.evaluate import due_events
 
-from .helpers import Member, program
+from .helpers import Member, outcomes, program
 
 SCHEME = """
 id: t
@@ -110,3 +110,69 @@ def test_inactivity_comes_once_per_spell_without_purchases():
     second = [d.event_id for d in member.advance("2026-12-31T00:00:00+08:00") if d.event_type == "inactivity"]
     assert second == ["inactivity:m1:20260801T040000Z"]  # a new spell after the next purchase
     assert member.advance("2027-06-01T00:00:00+08:00") == []
+
+
+CAMPAIGNS = """
+id: t
+name: T
+timezone: Asia/Shanghai
+balances:
+  points: {}
+rules:
+  - id: farewell
+    on: campaign_end
+    then: [{award: {balance: points, amount: "1"}}]
+campaigns:
+  - id: spring
+    name: {en: Spring}
+    start: 2026-03-01T00:00:00
+    end: 2026-04-01T00:00:00
+    rules:
+      - id: spring-hello
+        on: campaign_start
+        when: campaign.id == "spring" and event.campaign == "spring"
+        then: [{award: {balance: points, amount: "10"}}]
+      - id: spring-bye
+        on: campaign_end
+        then: [{award: {balance: points, amount: "100"}}]
+  - id: summer
+    name: {en: Summer}
+    start: 2026-03-01T00:00:00
+    end: 2026-09-01T00:00:00
+    rules:
+      - id: summer-earn
+        on: purchase
+        then: [{award: {balance: points, amount: "1000"}}]
+"""
+
+
+def test_campaign_starts_and_ends_are_events_of_each_member_who_joined_before():
+    prog = program(CAMPAIGNS)
+    early = Member(prog, "m1", joined="2026-02-01T09:00:00+08:00")
+    done = early.advance("2026-12-31T00:00:00+08:00")
+    assert [(d.event_id, d.state.last_event_at.isoformat()) for d in done] == [
+        ("campaign_start:spring:m1", "2026-03-01T00:00:00+08:00"),
+        ("campaign_start:summer:m1", "2026-03-01T00:00:00+08:00"),
+        ("campaign_end:spring:m1", "2026-04-01T00:00:00+08:00"),
+        ("campaign_end:summer:m1", "2026-09-01T00:00:00+08:00"),
+    ]
+    by_id = {d.event_id: d for d in done}
+    # the campaign's own start rule sees campaign.*; another campaign's start is not its business
+    assert outcomes(by_id["campaign_start:spring:m1"]) == {"spring-hello": "fired"}
+    assert [t.reason for t in by_id["campaign_start:summer:m1"].trace if t.rule == "spring-hello"] == ["other_campaign"]
+    # its own end, on the (excluded) end instant, reaches the campaign's end rule
+    assert outcomes(by_id["campaign_end:spring:m1"]) == {"farewell": "fired", "spring-bye": "fired"}
+    assert outcomes(by_id["campaign_end:summer:m1"]) == {"farewell": "fired", "spring-bye": "other_campaign"}
+    assert early.balance("points") == 10 + 101 + 1
+    assert by_id["campaign_start:spring:m1"].state.balance("points") == 10
+    assert early.advance("2026-12-31T00:00:00+08:00") == []  # nothing twice
+
+    late = Member(prog, "m2", joined="2026-03-15T09:00:00+08:00")  # after the start: no start event
+    assert [d.event_id for d in late.advance("2026-12-31T00:00:00+08:00")] == ["campaign_end:spring:m2", "campaign_end:summer:m2"]
+
+
+def test_campaign_events_are_produced_only_while_a_rule_listens():
+    quiet = CAMPAIGNS.replace("on: campaign_end", "on: checkin").replace("on: campaign_start", "on: checkin")
+    prog = program(quiet.replace(' and event.campaign == "spring"', ""))
+    state = new_member("m1", _at("2026-02-01T09:00:00+08:00"))
+    assert due_events(prog, state, _at("2026-12-31T00:00:00+08:00")) == []

@@ -31,6 +31,7 @@ SCHEME = (
 inactivity: {after: 60d}
 templates:
   expiring: {text: {en: "{amount} points expire on {expires_at}", zh-CN: "您有{amount}积分将于{expires_at}过期"}}
+  over: {text: {en: "Double weekends are over"}}
 """
 ).replace(
     "rules:\n  - id: base-earn",
@@ -39,6 +40,10 @@ templates:
     on: points_expiring
     then:
       - notify: {template: expiring}
+  - id: campaign-over
+    on: campaign_end
+    then:
+      - notify: {template: over}
   - id: win-back
     on: inactivity
     then:
@@ -110,13 +115,16 @@ def test_a_year_of_ticks_applies_exactly_what_the_replay_applies(service: Servic
         # the same effects (a stored version lists its balances in canonical order: compare as sets)
         assert sorted(json.dumps(e, sort_keys=True) for e in stored[event_id].decision["effects"]) == sorted(json.dumps(e, sort_keys=True, default=str) for e in decision.to_dict()["effects"]), event_id
         assert stored[event_id].occurred_at == decision.state.last_event_at.astimezone(UTC)
-    kinds = {k: sorted(i for i in expected if i.startswith(k + ":")) for k in ("birthday", "points_expiring", "expiry", "inactivity", "tier_review")}
+    kinds = {k: sorted(i for i in expected if i.startswith(k + ":")) for k in ("birthday", "points_expiring", "expiry", "inactivity", "tier_review", "campaign_end")}
     assert all(kinds.values()), {k: len(v) for k, v in kinds.items()}
     # birthdays on the right local day: 29 Feb on 28 Feb in 2026 and 2027, 31 Dec, 1 Jan
     assert expected["birthday:bc-10048:2027"].state.last_event_at.isoformat() == "2027-02-28T00:00:00+08:00"
     assert expected["birthday:bc-10010:2027"].state.last_event_at.isoformat() == "2027-01-01T00:00:00+08:00"
     assert expected["birthday:bc-10057:2026"].state.last_event_at.isoformat() == "2026-12-31T00:00:00+08:00"
     assert any(e.kind == "tier_changed" for i in kinds["tier_review"] for e in expected[i].effects)  # a downgrade at review
+    # the weekend campaign ends on 1 Jul 2026 local time, for each member who joined before it
+    assert kinds["campaign_end"] == sorted(f"campaign_end:double-weekend:{m}" for m in BIRTHDAYS)
+    assert {expected[i].state.last_event_at.isoformat() for i in kinds["campaign_end"]} == {"2026-07-01T00:00:00+08:00"}
     # the reminders carry what expires, and the notification says it
     reminder = expected[kinds["points_expiring"][0]]
     notes = [e for e in reminder.effects if e.kind == "notify"]
