@@ -118,11 +118,6 @@ def loads(text: str, filename: str = "<scheme>") -> Loaded:
     return _validate(data, source)
 
 
-def from_data(data: Any, filename: str = "<data>") -> Loaded:
-    """Validate already-parsed data (an API body); errors carry paths but no lines."""
-    return _validate(data, SourceMap())
-
-
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")

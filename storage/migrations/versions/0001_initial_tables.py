@@ -1,14 +1,15 @@
 """initial tables
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 15:05:50.796500
 """
 
-from alembic import op
 import sqlalchemy as sa
-import perkflow.storage.tables
+from alembic import op
 from sqlalchemy.dialects import postgresql
+
+import perkflow.storage.tables
 
 revision = '0001'
 down_revision = None
