@@ -406,11 +406,21 @@ class HandCoffee:
         day = local.date()
         effects: list[tuple[Any, ...]] = []
         self._seq, self._event_id = 0, event.id
-        kind = event.type
+        self._rules(m, event, local, effects)
+        self._reevaluate_tier(m, at, day, effects)
+        if m.last_event_at is None or at > m.last_event_at:
+            m.last_event_at = at
+        if self.last_at is None or at > self.last_at:
+            self.last_at = at
+        return effects
+
+    def _rules(self, m: _Member, event: Event, local: datetime, effects: list[tuple[Any, ...]]) -> None:
+        """The scheme's rules for one event, written out by hand."""
+        at, day, kind = event.occurred_at, local.date(), event.type
         if kind == "purchase":
             attributes = event.attributes
             if attributes.get("coupons"):
-                raise NotImplementedError("the hand-written peer does not redeem coupons")
+                raise Abort("the peers replay generated streams, which redeem no coupons")
             amount = attributes["amount"]
             visits = self._visit(m, day.toordinal())
             rank = m.rank
@@ -438,13 +448,7 @@ class HandCoffee:
         elif kind == "signup":  # welcome
             self._earn(m, "points", 100, at, day, "welcome", effects, [], [])
         elif kind != "checkin":
-            raise NotImplementedError(f"the hand-written peer does not handle '{kind}' events")
-        self._reevaluate_tier(m, at, day, effects)
-        if m.last_event_at is None or at > m.last_event_at:
-            m.last_event_at = at
-        if self.last_at is None or at > self.last_at:
-            self.last_at = at
-        return effects
+            raise Abort(f"the peers replay signup, purchase and checkin events, not '{kind}'")
 
     def finish(self) -> None:
         if self.last_at is not None:
@@ -609,23 +613,8 @@ class NaiveCoffee(HandCoffee):
             int(value.to_integral_value(rounding=ROUND_FLOOR)) if isinstance(value, Decimal) else int(value)
         )
 
-    def apply(self, event: Event) -> list[tuple[Any, ...]] | None:
-        at = event.occurred_at
-        m = self.members.get(event.member_id)
-        if m is None:
-            if event.type != "signup":
-                self.rejected += 1
-                return None
-            m = self.members[event.member_id] = _Member(event.member_id, at, event.store)
-        self._advance(m, at)
-        if m.last_event_at is not None and at < m.last_event_at - self.LATE:
-            self.rejected += 1
-            return None
-        local = at.astimezone(TZ)
-        day = local.date()
-        effects: list[tuple[Any, ...]] = []
-        self._seq, self._event_id = 0, event.id
-        kind = event.type
+    def _rules(self, m: _Member, event: Event, local: datetime, effects: list[tuple[Any, ...]]) -> None:
+        at, day, kind = event.occurred_at, local.date(), event.type
         now = int(at.timestamp())
         names: dict[str, Any] = {
             "event": {"type": kind, "store": event.store, "channel": event.channel, "occurred_at": now},
@@ -643,7 +632,7 @@ class NaiveCoffee(HandCoffee):
         if kind == "purchase":
             attributes = event.attributes
             if attributes.get("coupons"):
-                raise NotImplementedError("the naive peer does not redeem coupons")
+                raise Abort("the peers replay generated streams, which redeem no coupons")
             amount = attributes["amount"]
             names["event"].update(attributes)
             names["event"]["amount"] = Decimal(amount)
@@ -685,13 +674,7 @@ class NaiveCoffee(HandCoffee):
                 [],
             )
         elif kind != "checkin":
-            raise NotImplementedError(f"the naive peer does not handle '{kind}' events")
-        self._reevaluate_tier(m, at, day, effects)
-        if m.last_event_at is None or at > m.last_event_at:
-            m.last_event_at = at
-        if self.last_at is None or at > self.last_at:
-            self.last_at = at
-        return effects
+            raise Abort(f"the peers replay signup, purchase and checkin events, not '{kind}'")
 
 
 def peer_pass(peer: HandCoffee, events: list[Event]) -> HandCoffee:
