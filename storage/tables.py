@@ -93,6 +93,23 @@ scheme_versions = Table(
     Index(None, "scheme_id", "status"),
 )
 
+drafts = Table(
+    "drafts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("title", String(200), nullable=False),
+    Column("content", Text, nullable=False),  # the document as the editor holds it: JSON, not yet valid
+    Column("revision", Integer, nullable=False),  # bumped on each save; a save names the one it edited
+    Column("status", String(16), nullable=False),  # editing, submitted, published, discarded
+    Column("base_version", Integer, nullable=True),  # the published number it was started from
+    Column("version_id", BigInteger, nullable=True),  # the version it was last submitted as
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "status"),
+)
+
 stores = Table(
     "stores",
     metadata,

@@ -102,7 +102,7 @@ class AccessService:
 
     def create_user(
         self, username: str, password: str, roles: list[str], *, created_by: str, stores: list[str] | None = None,
-        must_change_password: bool = False,
+        must_change_password: bool = False, locale: str = "zh-CN",
     ) -> int | Problem:
         """A new user; `must_change_password` for a one-time password someone else chose."""
         bad = [r for r in roles if r not in ROLES]
@@ -117,7 +117,7 @@ class AccessService:
             result = conn.execute(
                 insert(t.users).values(
                     username=username, password_hash=_hasher.hash(password), roles=sorted(set(roles)), stores=stores or [],
-                    must_change_password=must_change_password, created_at=now,
+                    must_change_password=must_change_password, locale=locale if locale in ("en", "zh-CN") else "zh-CN", created_at=now,
                 )
             )
             record(conn, now, created_by, "user_created", f"user:{username}", {"roles": sorted(set(roles)), "stores": stores or []})

@@ -14,11 +14,13 @@ from perkflow.storage.db import open_engine
 from .access import AccessService
 from .coupons import CouponService, RewardService
 from .crypto import DataKeys, load_keys
+from .drafts import Drafts
 from .events import EventService
 from .idempotency import IdempotencyKeys
 from .members import MemberService
 from .notifications import Notifier
 from .scheduler import Scheduler
+from .staff import StaffService
 from .versions import Versions
 from .webhooks import Webhooks
 
@@ -34,6 +36,8 @@ class Service:
         self.events = EventService(engine, self.versions, clock)
         self.members = MemberService(engine, self.versions, self.events, keys, clock)
         self.access = AccessService(engine, clock)
+        self.staff = StaffService(engine, clock)
+        self.drafts = Drafts(engine, self.versions, clock)
         self.coupons = CouponService(engine, self.versions, self.events, clock)
         self.rewards = RewardService(self.events, clock)
         self.idempotency = IdempotencyKeys(engine, clock)

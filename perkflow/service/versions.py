@@ -211,6 +211,20 @@ class Versions:
         assert not isinstance(found, Problem)
         return found[0]
 
+    def schedule(self, version_id: int, effective_at: datetime, *, by: str) -> Problem | None:
+        """Set when a version waiting for approval takes effect, before it is approved."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(t.scheme_versions)
+                .where(t.scheme_versions.c.id == version_id, t.scheme_versions.c.status == "submitted")
+                .values(effective_at=effective_at)
+            )
+            if done.rowcount == 0:
+                return conflict("not_submitted", f"version id:{version_id} is not waiting for approval")
+            record(conn, now, by, "version_scheduled", f"id:{version_id}", {"effective_at": effective_at.isoformat()})
+        return None
+
     def send_back(self, version_id: int, *, approver: str, comment: str) -> Version | Problem:
         now = self.clock()
         with self.engine.begin() as conn:
