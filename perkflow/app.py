@@ -14,8 +14,10 @@ from perkflow.settings import Settings
 
 
 def create_app(service: Service, settings: Settings) -> Starlette:
+    from perkflow.builder_ui.app import mount  # NiceGUI is imported only where the editor runs
+
     app = create_api(service, settings)
-    # The editor (builder_ui) registers its pages onto `app` here, when it exists.
+    mount(app, service, settings.data_dir)
     return app
 
 

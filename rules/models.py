@@ -82,12 +82,16 @@ Expr = Annotated[
         min_length=1,
         max_length=1000,
         description="An expression over event.*, member.*, tier.*, counters.*, campaign.* and now.",
+        json_schema_extra={"x-perkflow": "expression"},  # the editor checks it as it is typed
     ),
 ]
 Lang = Literal["en", "zh-CN"]
 Text = Annotated[
     str | dict[Lang, str],
-    Field(description="Text for people: a string, or one string per language (en, zh-CN)."),
+    Field(
+        description="Text for people: a string, or one string per language (en, zh-CN).",
+        json_schema_extra={"x-perkflow": "text"},  # the editor shows one box per language
+    ),
 ]
 Rounding = Literal["floor", "ceil", "half_up", "half_even"]
 

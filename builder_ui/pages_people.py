@@ -1,0 +1,175 @@
+"""Members and support (lookup, state, ledger, traces, adjustments), event lookup, the audit log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from nicegui import ui
+from starlette.responses import RedirectResponse
+
+from perkflow.service.problems import Problem
+from perkflow.service.staff import Staff
+from perkflow.service.workbench import Workbench
+
+from .i18n import tr
+from .shell import acting, frame, gate, problem
+from .traces import trace_list
+
+
+def register(wb: Workbench) -> None:
+    @ui.page("/members", title="Perkflow")
+    def members(q: str = "") -> RedirectResponse | None:
+        staff = gate(wb, "members.read")
+        if not isinstance(staff, Staff):
+            return staff
+        with frame(wb, staff):
+            _search(wb, staff, q)
+        return None
+
+    @ui.page("/members/{member_id}", title="Perkflow")
+    def member(member_id: str) -> RedirectResponse | None:
+        staff = gate(wb, "members.read")
+        if not isinstance(staff, Staff):
+            return staff
+        with frame(wb, staff):
+            _member(wb, staff, member_id)
+        return None
+
+    @ui.page("/events", title="Perkflow")
+    def events(id: str = "") -> RedirectResponse | None:  # noqa: A002 - the query parameter's name
+        staff = gate(wb, "members.read")
+        if not isinstance(staff, Staff):
+            return staff
+        with frame(wb, staff):
+            _event(wb, staff, id)
+        return None
+
+    @ui.page("/audit", title="Perkflow")
+    def audit() -> RedirectResponse | None:
+        staff = gate(wb, "audit.read")
+        if not isinstance(staff, Staff):
+            return staff
+        with frame(wb, staff):
+            _audit(wb, staff)
+        return None
+
+
+def _search(wb: Workbench, staff: Staff, query: str) -> None:
+    lang = staff.locale
+    with ui.row().classes("items-center"):
+        box = ui.input(tr("find_member", lang), value=query).props("dense outlined").classes("w-96").mark("member-query")
+        ui.button(tr("search", lang), icon="search", on_click=lambda: ui.navigate.to(f"/members?q={quote(box.value or '')}")).props("no-caps").mark("member-search")
+    if not query:
+        return
+    found = wb.find_members(staff, query)
+    if isinstance(found, Problem):
+        problem(staff, found)
+        return
+    if not found:
+        ui.label(tr("no_members", lang)).mark("no-members")
+    for member_id in found:
+        ui.link(member_id, f"/members/{quote(member_id, safe='')}").mark("member-link")
+
+
+def _member(wb: Workbench, staff: Staff, member_id: str) -> None:
+    lang = staff.locale
+    found = wb.member(staff, member_id)
+    if isinstance(found, Problem):
+        ui.label(tr("no_members", lang)).classes("text-negative").mark("no-members")
+        return
+    view = found["member"]
+    ui.label(member_id).classes("text-h5").mark("member-id")
+    ui.label(f"{tr('tier', lang)}: {view.get('tier') or '-'}").classes("text-subtitle1").mark("member-tier")
+    with ui.row().mark("member-balances"):
+        for balance, amount in view.get("balances", {}).items():
+            with ui.card().classes("q-pa-sm"):
+                ui.label(balance).classes("text-caption")
+                ui.label(str(amount)).classes("text-h6")
+    lots = [
+        {"balance": b, "amount": lot["amount"], "earned": lot["earned_at"], "expires": lot.get("expires_at") or "-", "available": lot.get("available_at") or ""}
+        for b, items in view.get("lots", {}).items() for lot in items
+    ]
+    if lots:
+        ui.label(tr("lots", lang)).classes("text-subtitle2")
+        ui.table(columns=_columns(["balance", "amount", "earned", "expires", "available"], lang), rows=lots).classes("w-full").mark("lots")
+    if view.get("coupons"):
+        ui.label(tr("coupons", lang)).classes("text-subtitle2")
+        ui.table(columns=_columns(["id", "policy", "status", "valid_until"], lang), rows=view["coupons"], row_key="id").classes("w-full")
+    if staff.can("members.adjust"):
+        _adjust(wb, member_id, list(view.get("balances", {})), lang)
+    ui.label(tr("ledger", lang)).classes("text-subtitle2")
+    ui.table(columns=_columns(["occurred_at", "balance", "kind", "amount", "rule", "event_id"], lang), rows=found["ledger"], row_key="id").classes("w-full").mark("ledger")
+    ui.label(tr("recent_events", lang)).classes("text-subtitle2")
+    for event in found["events"]:
+        with ui.expansion(f"{event['occurred_at']} · {event['type']} · {event['id']}").classes("w-full").props("dense").mark("member-event"):
+            trace_list(event["decision"], lang)
+
+
+def _adjust(wb: Workbench, member_id: str, balances: list[str], lang: str) -> None:
+    with ui.card().classes("w-full").mark("adjust"):
+        ui.label(tr("adjust", lang)).classes("text-subtitle2")
+        with ui.row().classes("items-center"):
+            balance = ui.select(balances, value=balances[0] if balances else None, label=tr("balance", lang)).props("dense outlined").classes("w-40")
+            amount = ui.number(tr("amount", lang), precision=0).props("dense outlined").classes("w-56").mark("adjust-amount")
+            reason = ui.input(tr("reason", lang)).props("dense outlined").classes("w-96").mark("adjust-reason")
+
+            def apply() -> None:
+                if (who := acting(wb)) is None:
+                    return
+                if amount.value is None:
+                    amount.error = tr("amount", lang)
+                    return
+                result = wb.adjust(who, member_id, balance.value or "", int(amount.value), reason.value or "")
+                if isinstance(result, Problem):
+                    problem(who, result)
+                    return
+                ui.notify(tr("adjusted", lang), type="positive")
+                ui.navigate.reload()
+
+            ui.button(tr("adjust", lang), on_click=apply).props("no-caps").mark("adjust-apply")
+
+
+def _event(wb: Workbench, staff: Staff, event_id: str) -> None:
+    lang = staff.locale
+    with ui.row().classes("items-center"):
+        box = ui.input(tr("event_id", lang), value=event_id).props("dense outlined").classes("w-96").mark("event-query")
+        ui.button(tr("look_up", lang), on_click=lambda: ui.navigate.to(f"/events?id={quote(box.value or '')}")).props("no-caps")
+    if not event_id:
+        return
+    found = wb.event(staff, event_id)
+    if isinstance(found, Problem):
+        ui.label(found.detail).classes("text-negative").mark("event-missing")
+        return
+    ui.label(f"{found['type']} · {found['member_id']} · {found['occurred_at']} · {found['version']}").classes("text-subtitle1").mark("event-head")
+    ui.code(json.dumps(found["body"], ensure_ascii=False, indent=2), language="json").classes("w-full")
+    trace_list(found["decision"], lang)
+
+
+def _audit(wb: Workbench, staff: Staff) -> None:
+    lang = staff.locale
+    filters: dict[str, Any] = {}
+    with ui.row().classes("items-center"):
+        for key in ("actor", "action", "target"):
+            filters[key] = ui.input(tr(key, lang)).props("dense outlined clearable")
+    table = ui.table(columns=_columns(["id", "at", "actor", "action", "target", "detail"], lang), rows=[], row_key="id").classes("w-full").mark("audit-table")
+
+    def load() -> None:
+        if (who := acting(wb)) is None:
+            return
+        rows = wb.audit(who, **{k: (w.value or "") for k, w in filters.items()})
+        if isinstance(rows, Problem):
+            problem(who, rows)
+            return
+        table.rows = rows
+        table.update()
+
+    for widget in filters.values():
+        widget.on_value_change(load)
+    load()
+
+
+def _columns(names: list[str], lang: str) -> list[dict[str, str]]:
+    labels = {"balance": "balance", "amount": "amount", "expires": "expires", "actor": "actor", "action": "action", "target": "target", "detail": "detail", "status": "status"}
+    return [{"name": n, "label": tr(labels[n], lang) if n in labels and n != "amount" else n, "field": n, "align": "left"} for n in names]
