@@ -19,7 +19,7 @@ from perkflow.service.workbench import Cancelled, Comparison, Workbench
 from .forms import SchemeForm
 from .i18n import tr
 from .shell import acting, frame, gate, problem
-from .traces import trace_list
+from .traces import preformatted, trace_list
 
 # The editor's tabs: each holds these top-level parts of the scheme.
 TABS: list[tuple[str, list[str]]] = [
@@ -235,9 +235,9 @@ def _names_help(editing: _Editing, lang: str) -> None:
 
 
 def _yaml_panel(wb: Workbench, editing: _Editing, data: dict[str, Any], state: dict[str, int], lang: str, read_only: bool) -> None:
-    code = ui.code(to_yaml_text(data), language="yaml").classes("w-full").mark("yaml-view")
+    code = preformatted(to_yaml_text(data)).mark("yaml-view")
     with ui.row():
-        ui.button(tr("reload", lang), icon="refresh", on_click=lambda: code.set_content(to_yaml_text(data))).props("flat no-caps")
+        ui.button(tr("reload", lang), icon="refresh", on_click=lambda: code.set_text(to_yaml_text(data))).props("flat no-caps")
         ui.button(tr("export_yaml", lang), icon="download", on_click=lambda: ui.download.content(to_yaml_text(data), f"{data.get('id', 'scheme')}.yaml")).props("flat no-caps")
     if read_only:
         return

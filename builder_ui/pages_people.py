@@ -15,7 +15,7 @@ from perkflow.service.workbench import Workbench
 
 from .i18n import tr
 from .shell import acting, frame, gate, problem
-from .traces import trace_list
+from .traces import preformatted, trace_list
 
 
 def register(wb: Workbench) -> None:
@@ -143,7 +143,7 @@ def _event(wb: Workbench, staff: Staff, event_id: str) -> None:
         ui.label(found.detail).classes("text-negative").mark("event-missing")
         return
     ui.label(f"{found['type']} · {found['member_id']} · {found['occurred_at']} · {found['version']}").classes("text-subtitle1").mark("event-head")
-    ui.code(json.dumps(found["body"], ensure_ascii=False, indent=2), language="json").classes("w-full")
+    preformatted(json.dumps(found["body"], ensure_ascii=False, indent=2))
     trace_list(found["decision"], lang)
 
 

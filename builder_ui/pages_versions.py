@@ -14,6 +14,7 @@ from perkflow.service.workbench import Workbench
 
 from .i18n import tr
 from .shell import acting, frame, gate, problem
+from .traces import preformatted
 
 
 def register(wb: Workbench) -> None:
@@ -62,7 +63,7 @@ def _approvals(wb: Workbench, staff: Staff) -> None:
             ui.label(f"id:{version.id} · {tr('author', lang)}: {version.author} · {version.created_at:%Y-%m-%d %H:%M} UTC").classes("text-subtitle1")
             ui.label(f"{tr('comment', lang)}: {version.comment}")
             ui.label(tr("diff_against_active", lang)).classes("text-subtitle2")
-            ui.code(_diff_text(wb, staff, active, f"id:{version.id}") or "-", language="diff").classes("w-full").mark("diff")
+            preformatted(_diff_text(wb, staff, active, f"id:{version.id}") or "-").mark("diff")
             when = ui.input(tr("approve_at", lang)).props("dense outlined").classes("w-96")
             reason = ui.input(tr("comment", lang)).props("dense outlined").classes("w-96")
             _actions(wb, version, when, reason, lang)
@@ -125,11 +126,11 @@ def _history(wb: Workbench, staff: Staff) -> None:
     with ui.row().classes("items-center"):
         old = ui.select(numbers, value=numbers[max(0, len(numbers) - 2)], label="A").props("dense outlined").classes("w-32")
         new = ui.select(numbers, value=numbers[-1], label="B").props("dense outlined").classes("w-32")
-        shown = ui.code("", language="diff").classes("w-full").mark("compare-diff")
+        shown = preformatted("").mark("compare-diff")
 
         def compare() -> None:
             if (who := acting(wb)) is not None:
-                shown.set_content(_diff_text(wb, who, old.value, new.value))
+                shown.set_text(_diff_text(wb, who, old.value, new.value))
 
         ui.button(tr("compare", lang), on_click=compare).props("no-caps").mark("compare")
     with ui.row().classes("items-center"):

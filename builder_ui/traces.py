@@ -1,4 +1,4 @@
-"""A decision as people read it: each rule fired or skipped and why, then what happened."""
+"""Showing stored text and decisions: always as text (a label), never as markup."""
 
 from __future__ import annotations
 
@@ -27,3 +27,9 @@ def trace_list(decision: dict[str, Any], lang: str) -> None:
             ui.label(json.dumps(effect, ensure_ascii=False))
     if rejection := decision.get("rejection"):
         ui.label(f"{rejection['code']}: {rejection['message']}").classes("text-negative")
+
+
+def preformatted(text: str) -> ui.label:
+    """YAML, JSON or a diff, laid out as typed. A label, not ui.code: ui.code renders Markdown, and
+    a scheme's text could close the code fence and smuggle markup in."""
+    return ui.label(text).classes("w-full font-mono text-xs whitespace-pre-wrap bg-grey-2 q-pa-sm rounded-borders")

@@ -1,0 +1,163 @@
+"""The editor as its users meet it (NiceGUI's simulated user over a real service on SQLite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nicegui import ui
+from nicegui.testing import User
+
+from perkflow.service.core import Service, open_service
+from perkflow.service.drafts import EMPTY_SCHEME
+from perkflow.service.problems import Problem
+from perkflow.service.staff import Staff
+
+from ..databases import Clock, publish
+from .conftest import PASSWORD, sign_in
+from .test_build_scheme import click, element, fill
+
+SCHEME = """
+id: club
+name: {en: Club, zh-CN: 俱乐部}
+balances:
+  points: {}
+rules:
+  - id: earn
+    on: purchase
+    when: event.amount >= 1000
+    then:
+      - award: {balance: points, amount: "event.amount / 100"}
+"""
+HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="alert(1)"><b>bold</b>'
+
+
+def staff(svc: Service, username: str) -> Staff:
+    signed = svc.staff.sign_in(username, PASSWORD)
+    assert isinstance(signed, tuple), signed
+    return signed[1]
+
+
+async def test_signing_in_needs_the_right_password_and_five_failures_lock_the_account(user: User, svc: Service) -> None:
+    for _ in range(4):
+        await user.open("/login")
+        user.find("Username").type("operator")
+        user.find("Password").type("wrong password!")
+        user.find("Sign in").click()
+        await user.should_see("Wrong username or password.", retries=50)
+    user.find("Password").type("still wrong")
+    user.find("Sign in").click()
+    await user.should_see("Too many failed sign-ins", retries=50)
+    locked = svc.staff.sign_in("operator", PASSWORD)  # even the right password, while locked
+    assert not isinstance(locked, tuple) and locked.reason == "locked"
+
+
+async def test_pages_need_a_session_and_the_role_for_them(user: User, svc: Service) -> None:
+    await user.open("/approvals")
+    await user.should_see("Sign in")  # redirected: no session
+    await sign_in(user, "support")
+    for page in ("/approvals", "/versions", "/audit", "/drafts/1"):
+        await user.open(page)
+        await user.should_see(marker="not-allowed")
+    await user.open("/members")
+    await user.should_see(marker="member-query")
+
+
+async def test_a_revoked_session_ends_at_the_next_page(user: User, svc: Service) -> None:
+    await sign_in(user, "operator")
+    admin = staff(svc, "admin")
+    assert svc.staff.revoke_sessions("operator", by=admin) >= 1
+    await user.open("/")
+    await user.should_see("Sign in")
+
+
+async def test_a_draft_survives_a_server_restart_mid_edit(user: User, svc: Service, tmp_path: Path) -> None:
+    await sign_in(user, "operator")
+    await click(user, "new-empty")
+    await fill(user, "path:id", "kept-after-restart")
+    await user.should_see("r2", retries=30)  # autosaved
+    drafts = svc.drafts.list(by=staff(svc, "operator"))
+    assert not isinstance(drafts, Problem)
+    draft_id = drafts[0].id
+    # A new process on the same database file: what was typed is there.
+    restarted = open_service(str(svc.engine.url), tmp_path / "data", clock=Clock())
+    reopened = restarted.drafts.get(draft_id, by=staff(restarted, "operator"))
+    assert not isinstance(reopened, Problem) and reopened.content["id"] == "kept-after-restart"
+    restarted.engine.dispose()
+
+
+async def test_two_people_editing_one_draft_are_told_not_overwritten(user: User, svc: Service) -> None:
+    operator = staff(svc, "operator")
+    admin = staff(svc, "admin")
+    draft = svc.drafts.create("shared", dict(EMPTY_SCHEME), by=operator)
+    assert not isinstance(draft, Problem)
+    await sign_in(user, "operator")
+    await user.open(f"/drafts/{draft.id}")
+    await user.should_see(marker="path:id")
+    saved = svc.drafts.save(draft.id, dict(EMPTY_SCHEME) | {"id": "admins-version"}, draft.revision, by=admin)  # someone else saves first
+    assert not isinstance(saved, Problem)
+    await fill(user, "path:id", "operators-version")
+    await user.should_see(marker="conflict", retries=30)
+    await user.should_see("user:admin saved this draft")
+    kept = svc.drafts.get(draft.id, by=admin)
+    assert not isinstance(kept, Problem) and kept.content["id"] == "admins-version"
+
+
+async def test_hostile_text_in_names_is_kept_as_data_and_no_page_renders_markup(user: User, svc: Service) -> None:
+    await sign_in(user, "operator")
+    await click(user, "new-empty")
+    await fill(user, "draft-title", HOSTILE)
+    await fill(user, "path:name", HOSTILE)
+    await fill(user, "path:description", HOSTILE)
+    await user.should_see("r2", retries=30)
+    await user.open("/")
+    assert element(user, "drafts-table").rows[0]["title"] == HOSTILE  # a table cell's text
+    await user.open("/drafts/1")
+    assert element(user, "path:name").value == HOSTILE  # an input's value
+    # Only ui.html and ui.markdown would turn text into markup; the editor never uses them.
+    assert not [e for e in user.find(kind=ui.element).elements if isinstance(e, ui.html | ui.markdown)]
+
+
+async def test_an_approver_publishes_what_an_operator_submitted_and_not_their_own(user: User, svc: Service) -> None:
+    version = svc.versions.submit(SCHEME, author="user:operator", comment="first")
+    assert not isinstance(version, Problem)
+    await sign_in(user, "approver")
+    await user.open("/approvals")
+    await user.should_see(marker=f"waiting-{version.id}")
+    await user.should_see("first")
+    click_approve = user.find(marker="approve")
+    click_approve.click()
+    await user.should_see(marker="nothing-waiting", retries=30)
+    assert [(v.number, v.status, v.approver) for v in svc.versions.list()] == [(1, "published", "user:approver")]
+
+
+async def test_support_finds_a_member_reads_the_trace_and_adjusts_with_a_reason(user: User, svc: Service) -> None:
+    publish(svc, SCHEME)
+    svc.members.put("m-42", {"home_store": "s1", "phone": "13800138000"}, actor="test")
+    for number, amount in enumerate((500, 2500), 1):
+        result = svc.events.post({"id": f"p{number}", "type": "purchase", "member_id": "m-42", "occurred_at": f"2026-11-20T1{number}:00:00+08:00", "attributes": {"amount": amount}})
+        assert not isinstance(result, Problem), result
+    await sign_in(user, "support")
+    await user.open("/members?q=13800138000")
+    await user.should_see(marker="member-link")
+    await user.open("/members/m-42")
+    await user.should_see(marker="member-balances")
+    await user.should_see("25")
+    await user.should_see("earn: skipped · when_false")  # why p1 earned nothing: the trace says
+    await fill(user, "adjust-amount", 10)
+    await click(user, "adjust-apply")
+    await user.should_see("Reason", retries=5)
+    adjusted = svc.members.get("m-42")
+    assert not isinstance(adjusted, Problem) and adjusted["balances"]["points"] == 25  # no reason: nothing changed
+    await fill(user, "adjust-reason", "goodwill")
+    await click(user, "adjust-apply")
+    await user.should_see("35", retries=30)
+
+
+async def test_the_language_is_chosen_per_user(user: User, svc: Service) -> None:
+    await sign_in(user, "operator")
+    await user.should_see("New empty scheme")
+    element(user, "language").value = "zh-CN"
+    await user.should_see("新建空白方案", retries=30)
+    operator = staff(svc, "operator")
+    assert operator.locale == "zh-CN"
+
