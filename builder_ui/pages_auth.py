@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from nicegui import app, ui
+from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
 from perkflow.service.problems import Problem
@@ -17,8 +18,8 @@ from .shell import signed_in
 
 def register(wb: Workbench, default_locale: str) -> None:
     @ui.page("/login", title="Perkflow")
-    def login() -> None:
-        lang = default_locale
+    def login(request: Request) -> None:
+        lang = _browser_language(request.headers.get("accept-language", ""), default_locale)
         with ui.card().classes("absolute-center w-96"):
             ui.label(tr("app", lang)).classes("text-h5")
             username = ui.input(tr("username", lang)).classes("w-full").props("outlined autocomplete=username")
@@ -32,7 +33,7 @@ def register(wb: Workbench, default_locale: str) -> None:
                     await asyncio.sleep(min(2.0, 0.25 * result.failures))
                     password.value = ""
                     if result.reason == "locked" and result.locked_until is not None:
-                        message.set_text(tr("locked", lang, until=f"{result.locked_until:%Y-%m-%d %H:%M}"))
+                        message.set_text(tr("locked_out", lang, until=f"{result.locked_until:%Y-%m-%d %H:%M}"))
                     else:
                         message.set_text(tr("bad_credentials", lang))
                     return
@@ -68,3 +69,9 @@ def register(wb: Workbench, default_locale: str) -> None:
 
             ui.button(tr("change_password", lang), on_click=save).props("no-caps")
         return None
+
+
+def _browser_language(accept_language: str, default: str) -> str:
+    """Before anyone has signed in, the browser's first language decides (then the user's own)."""
+    first = accept_language.strip().lower()[:2]
+    return {"zh": "zh-CN", "en": "en"}.get(first, default)

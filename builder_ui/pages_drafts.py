@@ -202,12 +202,13 @@ def _editor(wb: Workbench, staff: Staff, draft_id: int) -> None:
                 if key == "rules":
                     _names_help(editing, lang)
         with ui.tab_panel(yaml_tab):
-            _yaml_panel(wb, editing, data, state, lang, read_only)
+            yaml_view = _yaml_panel(wb, editing, data, state, lang, read_only)
         with ui.tab_panel(preview_tab):
             _preview_panel(wb, data, lang)
         if submit_tab is not None:
             with ui.tab_panel(submit_tab):
                 _submit_panel(wb, editing, state, lang, save_now)
+    tabs.on_value_change(lambda e: yaml_view.set_text(to_yaml_text(data)) if e.value == "yaml" else None)
     validate()
 
 
@@ -234,13 +235,13 @@ def _names_help(editing: _Editing, lang: str) -> None:
         ui.select(types, label=tr("events", lang), on_change=lambda e: show(e.value)).props("dense outlined").classes("min-w-[12rem]")
 
 
-def _yaml_panel(wb: Workbench, editing: _Editing, data: dict[str, Any], state: dict[str, int], lang: str, read_only: bool) -> None:
+def _yaml_panel(wb: Workbench, editing: _Editing, data: dict[str, Any], state: dict[str, int], lang: str, read_only: bool) -> ui.label:
     code = preformatted(to_yaml_text(data)).mark("yaml-view")
     with ui.row():
         ui.button(tr("reload", lang), icon="refresh", on_click=lambda: code.set_text(to_yaml_text(data))).props("flat no-caps")
         ui.button(tr("export_yaml", lang), icon="download", on_click=lambda: ui.download.content(to_yaml_text(data), f"{data.get('id', 'scheme')}.yaml")).props("flat no-caps")
     if read_only:
-        return
+        return code
 
     async def uploaded(e: Any) -> None:
         if (who := acting(wb)) is None:
@@ -257,6 +258,7 @@ def _yaml_panel(wb: Workbench, editing: _Editing, data: dict[str, Any], state: d
         ui.navigate.reload()
 
     ui.upload(label=tr("import_yaml", lang), on_upload=uploaded, auto_upload=True, max_file_size=1_000_000).props("accept=.yaml,.yml,.json flat bordered")
+    return code
 
 
 def _preview_panel(wb: Workbench, data: dict[str, Any], lang: str) -> None:

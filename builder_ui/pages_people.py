@@ -112,14 +112,14 @@ def _adjust(wb: Workbench, member_id: str, balances: list[str], lang: str) -> No
         ui.label(tr("adjust", lang)).classes("text-subtitle2")
         with ui.row().classes("items-center"):
             balance = ui.select(balances, value=balances[0] if balances else None, label=tr("balance", lang)).props("dense outlined").classes("w-40")
-            amount = ui.number(tr("amount", lang), precision=0).props("dense outlined").classes("w-56").mark("adjust-amount")
+            amount = ui.number(tr("adjust_amount", lang), precision=0).props("dense outlined").classes("w-56").mark("adjust-amount")
             reason = ui.input(tr("reason", lang)).props("dense outlined").classes("w-96").mark("adjust-reason")
 
             def apply() -> None:
                 if (who := acting(wb)) is None:
                     return
                 if amount.value is None:
-                    amount.error = tr("amount", lang)
+                    amount.error = tr("adjust_amount", lang)
                     return
                 result = wb.adjust(who, member_id, balance.value or "", int(amount.value), reason.value or "")
                 if isinstance(result, Problem):
@@ -171,5 +171,4 @@ def _audit(wb: Workbench, staff: Staff) -> None:
 
 
 def _columns(names: list[str], lang: str) -> list[dict[str, str]]:
-    labels = {"balance": "balance", "amount": "amount", "expires": "expires", "actor": "actor", "action": "action", "target": "target", "detail": "detail", "status": "status"}
-    return [{"name": n, "label": tr(labels[n], lang) if n in labels and n != "amount" else n, "field": n, "align": "left"} for n in names]
+    return [{"name": n, "label": tr(n, lang), "field": n, "align": "left"} for n in names]

@@ -62,8 +62,13 @@ def _approvals(wb: Workbench, staff: Staff) -> None:
         with ui.card().classes("w-full").mark(f"waiting-{version.id}"):
             ui.label(f"id:{version.id} · {tr('author', lang)}: {version.author} · {version.created_at:%Y-%m-%d %H:%M} UTC").classes("text-subtitle1")
             ui.label(f"{tr('comment', lang)}: {version.comment}")
-            ui.label(tr("diff_against_active", lang)).classes("text-subtitle2")
-            preformatted(_diff_text(wb, staff, active, f"id:{version.id}") or "-").mark("diff")
+            if active is None:
+                ui.label(tr("first_version", lang)).classes("text-subtitle2")
+                found = wb.service.versions.yaml(f"id:{version.id}")
+                preformatted(found if isinstance(found, str) else found.detail).mark("diff")
+            else:
+                ui.label(tr("diff_against_active", lang)).classes("text-subtitle2")
+                preformatted(_diff_text(wb, staff, active, f"id:{version.id}")).mark("diff")
             when = ui.input(tr("approve_at", lang)).props("dense outlined").classes("w-96")
             reason = ui.input(tr("comment", lang)).props("dense outlined").classes("w-96")
             _actions(wb, version, when, reason, lang)

@@ -26,6 +26,7 @@ _MENU = (
     ("members", "/members", "members.read"),
     ("events", "/events", "members.read"),
     ("audit", "/audit", "audit.read"),
+    ("users", "/users", "users.admin"),
 )
 
 

@@ -88,6 +88,16 @@ class AccessService:
                 record(conn, now, actor, "key_revoked", key_id, {})
             return bool(done.rowcount)
 
+    def list_keys(self) -> list[dict[str, object]]:
+        """Every key, revoked ones too, without anything secret."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.api_keys).order_by(t.api_keys.c.created_at)).all()
+        return [
+            {"id": r.id, "name": r.name, "scopes": list(r.scopes), "stores": r.stores, "created_by": r.created_by,
+             "created_at": r.created_at.isoformat(), "revoked": r.revoked_at is not None}
+            for r in rows
+        ]
+
     def authenticate(self, token: str) -> Principal | None:
         key_id, dot, secret = token.partition(".")
         if not dot or not key_id.startswith("pk_") or len(token) > 200:

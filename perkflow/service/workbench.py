@@ -247,3 +247,38 @@ class Workbench:
             {"id": r.id, "at": r.at.isoformat(), "actor": r.actor, "action": r.action, "target": r.target, "detail": json.dumps(r.detail, ensure_ascii=False)}
             for r in rows
         ]
+
+    # --- users and keys --------------------------------------------------------------------------
+
+    def users(self, by: Staff) -> list[dict[str, object]] | Problem:
+        return self.service.staff.list_users(by=by)
+
+    def create_user(self, by: Staff, username: str, roles: list[str], stores: list[str]) -> str | Problem:
+        """A new user with a one-time password (returned once, changed at first sign-in)."""
+        if (refused := by.require("users.admin")) is not None:
+            return refused
+        if not username.strip():
+            return invalid("a user needs a name", [FieldError("/username", "missing_field", "give a username")], code="missing_field")
+        password = secrets.token_urlsafe(12)
+        made = self.service.access.create_user(
+            username.strip(), password, roles, created_by=by.name, stores=stores or None, must_change_password=True, locale=by.locale,
+        )
+        return made if isinstance(made, Problem) else password
+
+    def revoke_sessions(self, by: Staff, username: str) -> int | Problem:
+        return self.service.staff.revoke_sessions(username, by=by)
+
+    def keys(self, by: Staff) -> list[dict[str, object]] | Problem:
+        if (refused := by.require("users.admin")) is not None:
+            return refused
+        return self.service.access.list_keys()
+
+    def create_key(self, by: Staff, name: str, scopes: list[str], stores: list[str]) -> tuple[str, str] | Problem:
+        if (refused := by.require("users.admin")) is not None:
+            return refused
+        return self.service.access.create_key(name.strip() or "key", scopes, created_by=by.name, stores=stores or None)
+
+    def revoke_key(self, by: Staff, key_id: str) -> bool | Problem:
+        if (refused := by.require("users.admin")) is not None:
+            return refused
+        return self.service.access.revoke_key(key_id, actor=by.name)

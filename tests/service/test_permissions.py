@@ -53,7 +53,11 @@ ACTIONS: dict[str, tuple[str, Callable[[Workbench, Staff, dict[str, Any]], Any]]
     "look up an event": ("members.read", lambda wb, s, ctx: wb.event(s, "e1")),
     "adjust a balance": ("members.adjust", lambda wb, s, ctx: wb.adjust(s, "m1", "points", 5, "goodwill")),
     "list users": ("users.admin", lambda wb, s, ctx: wb.service.staff.list_users(by=s)),
-    "revoke sessions": ("users.admin", lambda wb, s, ctx: wb.service.staff.revoke_sessions("operator", by=s)),
+    "revoke sessions": ("users.admin", lambda wb, s, ctx: wb.revoke_sessions(s, "operator")),
+    "create a user": ("users.admin", lambda wb, s, ctx: wb.create_user(s, f"new-{s.username}", ["support"], [])),
+    "list keys": ("users.admin", lambda wb, s, ctx: wb.keys(s)),
+    "create a key": ("users.admin", lambda wb, s, ctx: wb.create_key(s, "pos", ["events:write"], [])),
+    "revoke a key": ("users.admin", lambda wb, s, ctx: wb.revoke_key(s, "pk_000000000000")),
 }
 
 

@@ -161,3 +161,23 @@ async def test_the_language_is_chosen_per_user(user: User, svc: Service) -> None
     operator = staff(svc, "operator")
     assert operator.locale == "zh-CN"
 
+
+
+async def test_an_admin_creates_a_user_who_must_choose_a_password(user: User, svc: Service) -> None:
+    await sign_in(user, "admin")
+    await user.open("/users")
+    await fill(user, "new-user", "li.na")
+    await fill(user, "new-user-roles", ["operator"])
+    await click(user, "create-user")
+    await user.should_see(marker="one-time-password", retries=30)
+    one_time = [e.text for e in user.find(kind=ui.label).elements if e.classes and "font-mono" in e.classes][0]
+    signed = svc.staff.sign_in("li.na", one_time)
+    assert isinstance(signed, tuple) and signed[1].must_change_password and signed[1].roles == {"operator"}
+
+
+async def test_only_admins_reach_users_and_keys(user: User, svc: Service) -> None:
+    await sign_in(user, "auditor")
+    await user.open("/users")
+    await user.should_see(marker="not-allowed")
+    await user.open("/audit")
+    await user.should_see(marker="audit-table")
