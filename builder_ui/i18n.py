@@ -87,6 +87,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "draft": ("Draft", "草稿"),
     "active": ("Active", "当前版本"),
     "difference": ("Difference", "差异"),
+    "cost": ("Cost (minor units: points at their value, coupons at face value)", "成本（分：积分按价值，优惠券按面额）"),
     "no_active": ("No version is in force yet: only the draft is shown.", "尚无生效版本：仅显示草稿结果。"),
     # approvals and versions
     "waiting": ("Waiting for approval", "待审批"),

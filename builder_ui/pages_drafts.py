@@ -371,6 +371,7 @@ def _comparison(result: Comparison, lang: str) -> None:
         rows.append({"metric": metric, "draft": draft, "active": "-" if active is None else active, "difference": "" if active is None else draft - active})
 
     active = result.active or {}
+    add(tr("cost", lang), result.draft_cost, result.active_cost)
     for balance, flows in result.draft["totals"]["balances"].items():
         other = active.get("totals", {}).get("balances", {}).get(balance, {})
         for flow in ("issued", "redeemed", "expired", "outstanding"):

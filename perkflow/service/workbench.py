@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -36,6 +37,25 @@ class Comparison:
     draft: dict[str, Any]
     active: dict[str, Any] | None
     events: int
+    draft_cost: int = 0  # minor units: units issued at each balance's `value`, coupons at face value
+    active_cost: int | None = None
+
+
+def cost(program: Program, report: dict[str, Any]) -> int:
+    """What a replay gave away, in minor units of the currency: units issued in each balance at
+    its declared `value` (balances without one count nothing), and coupons issued at their face
+    value (amount off, or a free item's value; a percent off has no face value before an order)."""
+    scheme = program.scheme
+    total = Decimal(0)
+    for balance, flows in report["totals"]["balances"].items():
+        value = scheme.balances[balance].value if balance in scheme.balances else None
+        if value is not None:
+            total += flows["issued"] * value
+    for policy, counts in report["totals"]["coupons"].items():
+        benefit = scheme.coupons[policy].benefit if policy in scheme.coupons else None
+        face = getattr(benefit, "amount", None) or getattr(benefit, "value", None) or 0
+        total += counts.get("issued", 0) * face
+    return int(total)
 
 
 class Cancelled(Exception):
@@ -107,7 +127,7 @@ class Workbench:
         if isinstance(draft, Problem):
             return draft
         active = self.service.versions.active()
-        replays = [Replay(draft, trace=False)] + ([Replay(active, trace=False)] if active is not None else [])
+        replays = [Replay(draft)] + ([Replay(active)] if active is not None else [])  # traced: per-rule counts come from the trace
         count = 0
         for raw in events:
             if cancelled is not None and cancelled():
@@ -125,7 +145,8 @@ class Workbench:
         reports = [r.report() for r in replays]
         for report in reports:
             report.pop("members")
-        return Comparison(reports[0], reports[1] if len(reports) > 1 else None, count)
+        costs = [cost(r.program, report) for r, report in zip(replays, reports, strict=True)]
+        return Comparison(reports[0], reports[1] if len(reports) > 1 else None, count, costs[0], costs[1] if len(costs) > 1 else None)
 
     # --- versions --------------------------------------------------------------------------------
 
