@@ -15,6 +15,7 @@ from nicegui import ui
 from perkflow.rules.errors import SchemeError, format_path
 from perkflow.rules.schema import json_schema
 
+from .hints_zh import HINTS_ZH
 from .i18n import error_text, field_label, tr
 
 Path = tuple[str | int, ...]
@@ -49,7 +50,7 @@ class SchemeForm:
                     del table[path]  # redrawn below
             props = self.schema["properties"]
             for key in keys:
-                self._field(self.data, key, props[key], (key,), key in self.schema.get("required", []))
+                self._field(self.data, key, props[key], (key,), key in self.schema.get("required", []), owner="Scheme")
 
         body()
         for key in keys:
@@ -83,7 +84,8 @@ class SchemeForm:
     def _resolve(self, node: dict[str, Any]) -> dict[str, Any]:
         while "$ref" in node:
             extra = {k: v for k, v in node.items() if k != "$ref"}
-            node = {**self.defs[node["$ref"].rsplit("/", 1)[-1]], **extra}
+            name = node["$ref"].rsplit("/", 1)[-1]
+            node = {**self.defs[name], "x-def": name, **extra}  # x-def: the model, for its Chinese hints
         return node
 
     def _label(self, name: str | int, node: dict[str, Any]) -> str:
@@ -114,13 +116,15 @@ class SchemeForm:
                 return None
             path = path[:cut]
 
-    def _field(self, container: Container, key: str | int, node: dict[str, Any], path: Path, required: bool) -> None:
+    def _field(self, container: Container, key: str | int, node: dict[str, Any], path: Path, required: bool, owner: str | None = None) -> None:
         if key in _SKIP:
             return
         node = self._resolve(node)
         value = container.get(str(key)) if isinstance(container, dict) else container[int(key)]
         label = self._label(key, node)
         hint = node.get("description", "")
+        if self.locale == "zh-CN" and owner is not None:
+            hint = HINTS_ZH.get(f"{owner}.{key}", hint)
         if "default" in node and node["default"] not in (None, [], {}) and not isinstance(node["default"], dict | list):
             hint = f"{hint} ({tr('default', self.locale)}: {node['default']})".strip()
         if node.get("x-perkflow") == "text":
@@ -134,7 +138,7 @@ class SchemeForm:
                 if self._is_compound(inner):
                     self._optional_compound(container, key, value, inner, path, label)
                 else:
-                    self._field(container, key, inner, path, False)
+                    self._field(container, key, inner, path, False, owner)
                 return
             if all(o.get("type") == "object" and "properties" in o for o in real):
                 self._union(container, key, value, real, path, label)
@@ -176,7 +180,7 @@ class SchemeForm:
             self._note(path)
             required = node.get("required", [])
             for name, sub in node.get("properties", {}).items():
-                self._field(value, name, sub, (*path, name), name in required)
+                self._field(value, name, sub, (*path, name), name in required, node.get("x-def"))
 
     def _note(self, path: Path) -> None:
         note = ui.label("").classes("text-negative text-caption whitespace-pre-line")
@@ -279,9 +283,9 @@ class SchemeForm:
                 if "kind" in props:
                     for name, sub in props.items():
                         if name != "kind":
-                            self._field(value, name, sub, (*path, name), name in node.get("required", []))
+                            self._field(value, name, sub, (*path, name), name in node.get("required", []), node.get("x-def"))
                 else:
-                    self._field(value, current, props[current], (*path, current), True)
+                    self._field(value, current, props[current], (*path, current), True, node.get("x-def"))
 
     def _mapping(self, container: Container, key: str | int, value: Any, node: dict[str, Any], path: Path, label: str) -> None:
         entries = value if isinstance(value, dict) else {}

@@ -181,3 +181,18 @@ async def test_only_admins_reach_users_and_keys(user: User, svc: Service) -> Non
     await user.should_see(marker="not-allowed")
     await user.open("/audit")
     await user.should_see(marker="audit-table")
+
+
+async def test_a_chinese_speaking_operator_gets_chinese_labels_hints_and_errors(user: User, svc: Service) -> None:
+    from perkflow.builder_ui.hints_zh import HINTS_ZH
+
+    operator = staff(svc, "operator")
+    svc.staff.set_locale(operator, "zh-CN")
+    draft = svc.drafts.create("zh", dict(EMPTY_SCHEME) | {"currency": "yuan"}, by=operator)
+    assert not isinstance(draft, Problem)
+    await sign_in(user, "operator")
+    await user.open(f"/drafts/{draft.id}")
+    timezone = element(user, "path:timezone")
+    assert timezone.props["label"] == "时区" and timezone.props["hint"].startswith(HINTS_ZH["Scheme.timezone"])
+    assert element(user, "path:currency").error.startswith("格式不正确：")  # the kind in Chinese, then the loader's words
+    await user.should_see("提交前需修正 1 个错误")
