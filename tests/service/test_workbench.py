@@ -4,6 +4,7 @@ draft and the version in force side by side, with what each gives away."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -88,18 +89,13 @@ def test_a_replay_can_be_cancelled(wb: Workbench) -> None:
         wb.compare(OPERATOR, draft_content(wb.service), [purchase(9, 100)] * 5, cancelled=lambda: True)
 
 
-def test_an_approver_publishes_at_a_set_time_and_the_old_version_holds_until_then(wb: Workbench, clock: object) -> None:
-    from datetime import UTC, datetime
-
+def test_an_approver_publishes_at_a_set_time_and_the_old_version_holds_until_then(wb: Workbench) -> None:
     version = wb.service.versions.submit(json.dumps(draft_content(wb.service)), author="user:operator", comment="from December")
     assert not isinstance(version, Problem)
     approver = Staff(2, "approver", frozenset({"approver"}), None, "en")
     at = datetime(2026, 12, 1, tzinfo=UTC)
     published = wb.approve(approver, version.id, effective_at=at)
     assert not isinstance(published, Problem) and (published.number, published.effective_at) == (2, at)
-    assert wb.service.versions.active().version.startswith("sha256") if False else True
-    before = wb.preview_event(OPERATOR, draft_content(wb.service), purchase(4, 800))
-    assert not isinstance(before, Problem)
     posted = wb.service.events.post(purchase(5, 800))  # 20 November: version 1 is still in force
     assert not isinstance(posted, Problem) and posted.body["balances"]["points"] == 50
     audit = wb.audit(Staff(3, "auditor", frozenset({"auditor"}), None, "en"), action="version_")
