@@ -12,6 +12,7 @@ from perkflow.service.core import Service
 from perkflow.service.workbench import Workbench
 
 from . import pages_admin, pages_auth, pages_drafts, pages_people, pages_versions
+from .headers import SecurityHeaders
 
 
 def register_pages(service: Service, *, default_locale: str = "zh-CN") -> None:
@@ -34,8 +35,15 @@ def ui_secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def mount(api: Starlette, service: Service, data_dir: Path) -> None:
-    """Serve the editor at / beside the API (whose routes are matched first)."""
+def mount(api: Starlette, service: Service, data_dir: Path, *, secure_cookies: bool = False) -> None:
+    """Serve the editor at / beside the API (whose routes are matched first). `secure_cookies`
+    behind TLS: the browser then sends the editor's cookie over HTTPS only."""
     app.storage.path = (data_dir / "nicegui").resolve()  # view state only; sessions are in the database
+    app.add_middleware(SecurityHeaders)
     register_pages(service)
-    ui.run_with(api, title="Perkflow", language="zh-CN", show_welcome_message=False, storage_secret=ui_secret(data_dir))
+    ui.run_with(
+        api, title="Perkflow", language="zh-CN", show_welcome_message=False, storage_secret=ui_secret(data_dir),
+        # The cookie is HttpOnly (Starlette always sets it); SameSite=strict keeps other sites'
+        # pages from riding on it.
+        session_middleware_kwargs={"session_cookie": "perkflow_editor", "same_site": "strict", "https_only": secure_cookies},
+    )

@@ -17,7 +17,7 @@ def create_app(service: Service, settings: Settings) -> Starlette:
     from perkflow.builder_ui.app import mount  # NiceGUI is imported only where the editor runs
 
     app = create_api(service, settings)
-    mount(app, service, settings.data_dir)
+    mount(app, service, settings.data_dir, secure_cookies=settings.secure_cookies)
     return app
 
 

@@ -30,6 +30,7 @@ class Settings:
     max_body: int = DEFAULT_MAX_BODY  # bytes of a request body
     tick_seconds: int = 60  # the scheduler in `serve`: seconds between runs, 0 = off
     deliver_seconds: int = 10  # the webhook worker in `serve`: seconds between runs, 0 = off
+    secure_cookies: bool = False  # behind TLS: the editor's cookie is sent over HTTPS only
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -48,6 +49,7 @@ class Settings:
             ),
             tick_seconds=_integer("PERKFLOW_TICK_SECONDS", env.get("PERKFLOW_TICK_SECONDS"), 60, 0, 86400),
             deliver_seconds=_integer("PERKFLOW_DELIVER_SECONDS", env.get("PERKFLOW_DELIVER_SECONDS"), 10, 0, 86400),
+            secure_cookies=_flag("PERKFLOW_SECURE_COOKIES", env.get("PERKFLOW_SECURE_COOKIES")),
         )
 
 
@@ -61,6 +63,16 @@ def _integer(name: str, raw: str | None, default: int, low: int, high: int) -> i
     if not low <= value <= high:
         raise SettingsError(f"{name} has value {raw!r}: expected {low} to {high}")
     return value
+
+
+def _flag(name: str, raw: str | None) -> bool:
+    if raw is None or raw == "":
+        return False
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise SettingsError(f"{name} has value {raw!r}: expected 1 or 0")
 
 
 def _database_url(url: str) -> str:

@@ -179,6 +179,17 @@ def test_hostile_text_is_shown_as_text_in_the_browser(browser: Browser, live: Li
     assert page.locator("#bold").count() == 0
 
 
+def test_the_editor_sends_security_headers_and_a_strict_cookie(browser: Browser, live: Live) -> None:
+    page = sign_in(browser, live, "support")
+    response = page.goto(live.url + "/members")
+    assert response is not None
+    headers = response.headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"] and "object-src 'none'" in headers["content-security-policy"]
+    assert (headers["x-frame-options"], headers["x-content-type-options"], headers["referrer-policy"]) == ("DENY", "nosniff", "same-origin")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "perkflow_editor")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+
 def test_every_main_page_in_english_and_chinese(browser: Browser, live: Live) -> None:
     page = sign_in(browser, live, "admin")
     pages = [("home", "/"), ("editor", "/drafts/1"), ("approvals", "/approvals"), ("versions", "/versions"),
