@@ -29,7 +29,7 @@ def system_clock() -> datetime:
 
 class Service:
     def __init__(self, engine: Engine, keys: DataKeys, clock: Callable[[], datetime] = system_clock) -> None:
-        self.engine, self.clock = engine, clock
+        self.engine, self.keys, self.clock = engine, keys, clock
         self.versions = Versions(engine, clock)
         self.events = EventService(engine, self.versions, clock)
         self.members = MemberService(engine, self.versions, self.events, keys, clock)
