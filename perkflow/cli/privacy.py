@@ -1,4 +1,10 @@
-"""`perkflow data-key`: the keys that encrypt members' personal data, and their rotation.
+"""`perkflow data-key`, `perkflow members`, `perkflow erasures`: the keys that encrypt members'
+personal data and their rotation; showing, exporting and erasing one member's personal data; the
+erasure register after a restore.
+
+Whoever runs these commands holds the database and the data key, so the CLI acts with every
+personal-data scope (perkflow/service/masking.py); each reveal, export and erasure still needs a
+reason and is audited under the operating-system user (`cli:<user>`).
 
 The same conventions as perkflow/cli/ops.py: results on stdout, `Error: ...` on stderr; exit
 status 0 when it worked, 1 when the service or the database refused, 2 for a usage error.
@@ -6,14 +12,21 @@ status 0 when it worked, 1 when the service or the database refused, 2 for a usa
 
 from __future__ import annotations
 
-from typing import Annotated
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from perkflow.service import rotation
+from perkflow.service.access import Principal
 from perkflow.service.crypto import new_key
+from perkflow.service.masking import ERASE, EXPORT_FULL, FIELDS, REVEAL
+from perkflow.service.problems import Problem
 
-from .ops import DatabaseUrl, DataDir, JsonFlag, _fail, _print_json, _service, _sub_app
+from .ops import DatabaseUrl, DataDir, JsonFlag, _actor, _fail, _print_json, _refused, _service, _sub_app
 
 data_key = _sub_app(
     "data-key",
@@ -74,5 +87,120 @@ def rotate(
         raise typer.Exit(1)
 
 
+members = _sub_app(
+    "members",
+    "One member's personal data: masked, revealed for a reason, exported, erased.\n\n"
+    "Reveals, exports and erasures need --reason and are audited; a reason may not hold a phone "
+    "number or an email address.",
+)
+erasures = _sub_app(
+    "erasures",
+    "The erasure register: every member erased, by internal id and pseudonym.\n\n"
+    "`perkflow restore` applies it again by itself; `reapply` does it by hand (after `perkflow db upgrade` "
+    "of a restored older backup).",
+)
+MemberId = Annotated[str, typer.Argument(metavar="MEMBER", help="The member's id (the external id).", show_default=False)]
+Reason = Annotated[str, typer.Option("--reason", help="Why: kept in the audit log.", show_default=False)]
+
+
+def _operator() -> Principal:
+    return Principal(_actor(), frozenset({"members:read", REVEAL, ERASE, EXPORT_FULL}))
+
+
+def _done(result: Any) -> Any:
+    if isinstance(result, Problem):
+        _refused(result)
+    return result
+
+
+@members.command("profile")
+def profile(member: MemberId, database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """Show a member's personal data, masked (138****0000, a***@example.com)."""
+    with _service(database_url, data_dir) as service:
+        _print_json(_done(service.subjects.profile(member, principal=_operator())))
+
+
+@members.command("reveal")
+def reveal(
+    member: MemberId,
+    reason: Reason,
+    field: Annotated[list[str] | None, typer.Option("--field", help=f"One of {', '.join(FIELDS)}; repeat it; all when absent.", show_default=False)] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Show a member's personal data in full (audited)."""
+    body: dict[str, Any] = {"reason": reason} | ({"fields": field} if field else {})
+    with _service(database_url, data_dir) as service:
+        _print_json(_done(service.subjects.reveal(member, body, principal=_operator())))
+
+
+@members.command("export")
+def export(
+    member: MemberId,
+    reason: Reason,
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write to this file instead of stdout.", show_default=False)] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Export everything held on one member as JSON, for a subject access request (audited)."""
+    with _service(database_url, data_dir) as service:
+        data = _done(service.subjects.export(member, {"reason": reason}, principal=_operator()))
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"exported member {member} to {output}", err=True)
+
+
+@members.command("erase")
+def erase(member: MemberId, reason: Reason, database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
+    """Erase a member's personal data; their ledger and decisions stay under a pseudonym (audited).
+
+    Removes phone, email, name, birthday and attributes; the member's id becomes a pseudonym in the
+    member row, its events and outbox; outbox payloads and webhook delivery errors are blanked.
+    The erasure is written to the register in the data folder and applied again after a restore.
+    """
+    with _service(database_url, data_dir) as service:
+        done = _done(service.subjects.erase(member, {"reason": reason}, principal=_operator()))
+    if as_json:
+        _print_json(done)
+    else:
+        typer.echo(f"erased member {member}: its ledger is kept under {done['id']}")
+
+
+@members.command("personal-data")
+def personal_data(
+    full: Annotated[bool, typer.Option("--full", help="Unmasked values; needs --reason (audited).")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, with --full: kept in the audit log.", show_default=False)] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Export every member's personal data as CSV on stdout: masked, or in full with --full and a reason."""
+    with _service(database_url, data_dir) as service:
+        rows = _done(service.subjects.export_members(principal=_operator(), full=full, reason=reason))
+        writer = csv.DictWriter(sys.stdout, fieldnames=["external_id", *FIELDS], lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+
+
+@erasures.command("list")
+def erasures_list(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """Print the register: internal member id, pseudonym and when, as JSON."""
+    with _service(database_url, data_dir) as service:
+        _print_json(service.subjects.register())
+
+
+@erasures.command("reapply")
+def erasures_reapply(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """Erase again every registered member that a restore brought back."""
+    with _service(database_url, data_dir) as service:
+        count = service.subjects.reapply(service.subjects.register(), actor=_actor())
+    typer.echo(f"erased {count} members again")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(data_key)
+    app.add_typer(members)
+    app.add_typer(erasures)

@@ -161,7 +161,8 @@ class MemberService:
     def find(self, *, phone: str | None = None, email: str | None = None, stores: frozenset[str] | None = None) -> list[str]:
         """External ids of the members with this phone or email, found through the blind index; a
         member merged into another is found as the survivor."""
-        query = select(t.members.c.external_id).order_by(t.members.c.id)
+        m = t.members.c
+        query = select(m.external_id, m.status, m.home_store).order_by(m.id)
         if phone is not None:
             normal = normalize_phone(phone)
             if normal is None:
@@ -176,8 +177,9 @@ class MemberService:
             return []
         found: list[str] = []
         with self.engine.connect() as conn:
-            for external_id in conn.execute(query).scalars().all():
-                row = member_row(conn, external_id)
+            for hit in conn.execute(query).all():
+                # only a merged member needs the survivor's row
+                row = member_row(conn, hit.external_id) if hit.status == "merged" else hit._mapping
                 if row is not None and row["external_id"] not in found and (stores is None or row["home_store"] in stores):
                     found.append(row["external_id"])
         return found
