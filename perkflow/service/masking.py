@@ -77,6 +77,11 @@ def reason_problem(reason: object, pointer: str = "/reason") -> Problem | None:
         return invalid("a reason is required", [FieldError(pointer, "missing_reason", "say why, in a few words")], code="missing_reason")
     if len(reason) > 500:
         return invalid("the reason is too long", [FieldError(pointer, "wrong_type", "a reason is at most 500 characters")], code="wrong_type")
+    return personal_in_reason(reason, pointer)
+
+
+def personal_in_reason(reason: str, pointer: str = "/reason") -> Problem | None:
+    """A problem when a reason bound for the audit log holds a phone number or an email address."""
     if _LOOKS_PERSONAL.search(reason):
         return invalid(
             "the reason holds personal data",

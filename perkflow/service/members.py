@@ -15,6 +15,7 @@ from perkflow.storage import tables as t
 from .audit import record
 from .crypto import DataKeys, normalize_email, normalize_phone
 from .events import Applied, EventService, member_row, unstorable
+from .masking import personal_in_reason
 from .merge import merge_members
 from .problems import FieldError, Problem, invalid, not_found
 from .state_store import load_state
@@ -222,6 +223,8 @@ class MemberService:
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip():
             return invalid("an adjustment needs a reason", [FieldError("/reason", "missing_reason", "say why the balance is adjusted")], code="missing_reason")
+        if (leaky := personal_in_reason(reason)) is not None:
+            return leaky
         with self.engine.connect() as conn:
             query = select(t.events.c.body).where(t.events.c.id == f"adjustment:{adjustment_id}")
             first = conn.execute(query).scalar()
