@@ -4,7 +4,8 @@ reaches the logs).
 
 The values are collected where all personal data goes in: `DataKeys.encrypt`, wrapped for the
 session. Records are caught by a handler on the root logger, whatever formatter the application
-installs; `sqlalchemy` stays at WARNING so that statements are not logged. Processes started by
+installs; `sqlalchemy` stays at WARNING so that statements are not logged. The tests' HTTP client
+(httpx or httpx2 on http://testserver/) is not the application: its request lines are left out. Processes started by
 tests (servers, benchmarks) log elsewhere and are not covered.
 """
 
@@ -26,6 +27,8 @@ class Collector(logging.Handler):
         self.texts: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name in ("httpx", "httpx2") and "http://testserver/" in record.getMessage():
+            return  # the tests' own HTTP client, logging the URLs the tests chose to send
         try:
             text = record.getMessage()
         except Exception:  # a record whose arguments do not format: keep what it has

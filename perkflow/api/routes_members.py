@@ -16,11 +16,11 @@ from .auth import authorize
 from .bodies import answer, json_body, parse, query_int, service
 from .idempotency import once, request_key
 from .problems import ApiError
-from .schemas import MergeIn
+from .schemas import LookupIn, MergeIn
 
 NO_QUERY = invalid(
     "look members up by phone or by email",
-    [FieldError("", "missing_query", "pass ?phone= or ?email=")],
+    [FieldError("", "missing_query", "pass one of phone or email (?phone= or ?email=, or in the body of POST /members:lookup)")],
     code="missing_query",
 )
 
@@ -50,6 +50,18 @@ async def find_members(request: Request) -> Response:
     return await answer(
         request,
         lambda: {"items": [{"id": i} for i in find(phone=phone, email=email, stores=principal.stores)]},
+    )
+
+
+async def lookup_members(request: Request) -> Response:
+    principal = await authorize(request, "members:read")
+    body = parse(LookupIn, await json_body(request))
+    if (body.phone is None) == (body.email is None):
+        raise ApiError(NO_QUERY)
+    find = service(request).members.find
+    return await answer(
+        request,
+        lambda: {"items": [{"id": i} for i in find(phone=body.phone, email=body.email, stores=principal.stores)]},
     )
 
 
@@ -112,6 +124,7 @@ async def post_erase(request: Request) -> Response:
 
 routes = [
     Route("/members", find_members, methods=["GET"]),
+    Route("/members:lookup", lookup_members, methods=["POST"]),
     Route("/members/{member_id}", put_member, methods=["PUT"]),
     Route("/members/{member_id}", get_member, methods=["GET"]),
     Route("/members/{member_id}/ledger", get_ledger, methods=["GET"]),

@@ -83,6 +83,13 @@ class MergeIn(Request):
     )
 
 
+class LookupIn(Request):
+    """One of phone or email: in the body, so that it never reaches an access log with the URL."""
+
+    phone: str | None = Field(None, max_length=64)
+    email: str | None = Field(None, max_length=320)
+
+
 class RevealIn(Request):
     fields: list[Literal["phone", "email", "name", "birthday"]] | None = Field(
         None, min_length=1, description="What to show in full; all four when absent."

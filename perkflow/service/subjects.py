@@ -162,17 +162,26 @@ class Subjects:
         if (bad := reason_problem(body.get("reason") if isinstance(body, dict) else None)) is not None:
             return bad
         now = self.clock()
+        entries: list[dict[str, Any]] = []
         with self.engine.begin() as conn:
             row = self._row(conn, external_id, principal.stores, lock=True)
             if row is None:
                 return not_found("member", external_id)
-            pseudonym = "erased-" + secrets.token_hex(8)
-            _erase(conn, row["id"], external_id, pseudonym, self._messages_of(row["id"]))
-            conn.execute(insert(t.erasures).values(member_id=row["id"], pseudonym=pseudonym, erased_at=now))
-            record(conn, now, principal.name, "member_erased", external_id, {"pseudonym": pseudonym, "reason": body["reason"]})
+            # Members merged into this one are the same person: their rows are erased too.
+            doomed, frontier = [(row["id"], external_id)], [row["id"]]
+            while frontier:
+                absorbed = conn.execute(select(t.members.c.id, t.members.c.external_id).where(t.members.c.merged_into.in_(frontier))).all()
+                doomed += [(a.id, a.external_id) for a in absorbed]
+                frontier = [a.id for a in absorbed]
+            for pk, old_id in doomed:
+                pseudonym = "erased-" + secrets.token_hex(8)
+                _erase(conn, pk, old_id, pseudonym, self._messages_of(pk))
+                conn.execute(insert(t.erasures).values(member_id=pk, pseudonym=pseudonym, erased_at=now))
+                record(conn, now, principal.name, "member_erased", old_id, {"pseudonym": pseudonym, "reason": body["reason"]})
+                entries.append({"member": pk, "pseudonym": pseudonym, "erased_at": now.isoformat()})
         if self.data_dir is not None:
-            write_register(self.data_dir, [{"member": row["id"], "pseudonym": pseudonym, "erased_at": now.isoformat()}])
-        return {"id": pseudonym, "erased": external_id, "status": "erased"}
+            write_register(self.data_dir, entries)
+        return {"id": entries[0]["pseudonym"], "erased": external_id, "status": "erased"}
 
     def register(self) -> list[dict[str, Any]]:
         """Every erasure known: the register file's and the database's, by member."""

@@ -47,3 +47,13 @@ def test_a_member_is_exported_then_erased_and_stays_under_a_pseudonym(app: Starl
         after = client.get(f"/api/v1/members/{pseudonym}/profile", headers=bearer(keys.reader)).json()
         assert (after["status"], after["phone"], after["name"]) == ("erased", None, None)
         assert client.get("/api/v1/members", params={"phone": "13800000000"}, headers=bearer(keys.reader)).json() == {"items": []}
+
+
+def test_members_are_looked_up_with_the_phone_in_the_body_not_the_url(app: Starlette, keys: Keys):
+    with TestClient(app) as client:
+        client.put("/api/v1/members/m1", json={"phone": "13800000000", "email": "wang@example.com"}, headers=bearer(keys.all))
+        found = client.post("/api/v1/members:lookup", json={"phone": "+86 138 0000 0000"}, headers=bearer(keys.reader))
+        assert found.status_code == 200 and found.json() == {"items": [{"id": "m1"}]}
+        assert client.post("/api/v1/members:lookup", json={"email": "WANG@example.com"}, headers=bearer(keys.reader)).json() == {"items": [{"id": "m1"}]}
+        problem(client.post("/api/v1/members:lookup", json={}, headers=bearer(keys.reader)), 422, "missing_query")
+        problem(client.post("/api/v1/members:lookup", json={"phone": "1", "email": "a@b.cn"}, headers=bearer(keys.reader)), 422, "missing_query")

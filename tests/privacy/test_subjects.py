@@ -129,3 +129,19 @@ def test_after_an_erasure_no_personal_data_remains_and_every_balance_and_ledger_
     assert service.members.find(phone=PEOPLE["m1"]["phone"]) == []
     assert service.members.find(phone=PEOPLE["m2"]["phone"]) == ["m2"]
     assert isinstance(service.members.put(pseudonym, {"phone": "13800000001"}, actor="test"), Problem)
+
+
+def test_erasing_a_member_also_erases_the_members_merged_into_it(service: Service, clock: Clock):
+    ready(service, clock, purchases=1)
+    merged = service.members.merge("m1", "m2", actor="test")
+    assert not isinstance(merged, Problem)
+    before = money(service)
+    done = service.subjects.erase("m1", {"reason": "erasure request by the member"}, principal=principal(ERASE))
+    assert not isinstance(done, Problem)
+    dump = every_row(service)
+    assert all(p not in dump for p in PLAINTEXTS) and "prefers oat milk" not in dump
+    assert money(service) == before
+    assert service.members.find(phone=PEOPLE["m2"]["phone"]) == []
+    with service.engine.connect() as conn:
+        statuses = conn.execute(select(t.members.c.status, t.members.c.external_id)).all()
+    assert [s for s, _ in statuses] == ["erased", "erased"] and all(i.startswith("erased-") for _, i in statuses)
