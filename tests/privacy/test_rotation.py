@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from perkflow.cli.main import app
 from perkflow.service import rotation
 from perkflow.service.core import Service, open_service
-from perkflow.service.crypto import load_keys, new_key, parse_keys
+from perkflow.service.crypto import DataKeys, load_keys, new_key, parse_keys
 from perkflow.storage import tables as t
 
 PHONES = [f"138{n:04d}{n:04d}" for n in range(23)]
@@ -115,3 +115,30 @@ def test_keys_come_from_the_environment_or_the_key_file_never_the_database(tmp_p
     assert made.current_id not in from_env.ids
     with pytest.raises(ValueError, match="decodes to 5 bytes"):
         parse_keys(f"{new},c2hvcnQ=", "PERKFLOW_DATA_KEY")
+
+
+def test_a_rotation_that_crashes_mid_batch_loses_nothing_and_resumes(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    old, new = new_key(), new_key()
+    first = open_service(database_url, tmp_path / "data", data_key=old)
+    _members(first)
+    first.engine.dispose()
+    svc = open_service(database_url, tmp_path / "data", data_key=f"{new},{old}")
+    calls = {"n": 0}
+    encrypt = DataKeys.encrypt
+
+    def crash_on_the_30th(self: DataKeys, text: str, context: str, kid: str | None = None) -> bytes:
+        calls["n"] += 1
+        if calls["n"] == 30:  # inside the second batch of 4 rows (4 ciphertexts a row)
+            raise RuntimeError("the process died")
+        return encrypt(self, text, context, kid)
+
+    monkeypatch.setattr(DataKeys, "encrypt", crash_on_the_30th)
+    with pytest.raises(RuntimeError, match="the process died"):
+        rotation.rotate(svc.engine, svc.keys, batch_size=4)
+    monkeypatch.setattr(DataKeys, "encrypt", encrypt)
+    assert sorted(_key_ids(svc).values()) == [4, 19]  # the first batch committed, the second rolled back
+    _readable(svc)
+    resumed = rotation.rotate(svc.engine, svc.keys, batch_size=4)
+    assert (resumed.rows, resumed.remaining) == (19, 0)
+    _readable(svc)
+    svc.engine.dispose()
