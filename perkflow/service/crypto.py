@@ -5,7 +5,7 @@ folder), never from the database: the current key first, then the older keys sti
 read rows a rotation has not reached yet. A member row records the id of the key that encrypted
 all of its personal data, and its blind indexes are made with an index key derived from that same
 data key, so one rotation re-encrypts and re-indexes a row at once, and retiring an old key
-retires everything it protected (docs/decisions/0011-personal-data-keys-and-rotation.md).
+retires everything it protected (docs/decisions/0012-personal-data-keys-and-rotation.md).
 """
 
 from __future__ import annotations
