@@ -6,12 +6,12 @@ the variable, its value and what is expected (never a silent fallback).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from perkflow.service.crypto import parse_keys
 
 DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB
 
@@ -84,12 +84,11 @@ def _database_url(url: str) -> str:
 
 
 def _data_key(raw: str | None) -> str | None:
+    """The current data key, then (comma-separated) the older keys a rotation still needs."""
     if raw is None:
         return None
     try:
-        key = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        raise SettingsError("PERKFLOW_DATA_KEY is not base64: expected base64 of 32 random bytes") from None
-    if len(key) != 32:
-        raise SettingsError(f"PERKFLOW_DATA_KEY decodes to {len(key)} bytes: expected 32")
+        parse_keys(raw, "PERKFLOW_DATA_KEY")
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     return raw

@@ -61,6 +61,10 @@ BUILTIN_EVENT_TYPES: dict[str, EventType] = {
 MEMBER_FIELDS = ("tier", "tier_rank", "tags", "joined_at", "home_store", "birthday_month", "birthday_day")
 """Names under member.* besides the balances."""
 
+PERSONAL_FIELDS = ("phone", "email", "name", "birthday")
+"""Personal data: never readable by an expression (member.* or event.*), so that no decision or
+trace carries it and an erasure leaves every decision intact (docs/privacy.md)."""
+
 
 def event_types(scheme: Scheme) -> dict[str, EventType]:
     """Every event type of a scheme: the built-ins, extended by the scheme, and its own."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .builtins import ENVELOPE_FIELDS, MEMBER_FIELDS, event_types
+from .builtins import ENVELOPE_FIELDS, MEMBER_FIELDS, PERSONAL_FIELDS, event_types
 from .errors import SchemeError, format_path
 from .expr import Expr, Type, compile_expr, functions_for
 from .load import Loc, SourceMap
@@ -171,6 +171,8 @@ def _check_names(scheme: Scheme, report: _Reporter) -> None:
     for balance in scheme.balances:
         if balance in MEMBER_FIELDS:
             report.at(("balances", balance), "name_taken", f"a balance cannot be named '{balance}': member.{balance} is already a member field", key=True)
+        elif balance in PERSONAL_FIELDS:
+            report.at(("balances", balance), "personal_data", f"a balance cannot be named '{balance}': member.{balance} would read as personal data", key=True)
     for name, declared in scheme.event_types.items():
         if name in ENVELOPE_FIELDS:
             report.at(("event_types", name), "name_taken", f"'{name}' is a field of every event and cannot name an event type", key=True)
@@ -180,6 +182,14 @@ def _check_names(scheme: Scheme, report: _Reporter) -> None:
                     ("event_types", name, "attributes", attribute),
                     "name_taken",
                     f"'{attribute}' is a field of every event (event.{attribute}) and cannot be an attribute",
+                    key=True,
+                )
+            elif attribute in PERSONAL_FIELDS:
+                report.at(
+                    ("event_types", name, "attributes", attribute),
+                    "personal_data",
+                    f"an event attribute cannot be named '{attribute}': events never carry personal data"
+                    " (members' phone, email, name and birthday are kept on the member, encrypted)",
                     key=True,
                 )
     seen: dict[str, Loc] = {}

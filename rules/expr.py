@@ -49,6 +49,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import simpleeval  # type: ignore[import-untyped]
 
+from .builtins import PERSONAL_FIELDS
+
 __all__ = [
     "EvalError",
     "Expr",
@@ -1072,6 +1074,13 @@ class _Compiler:
                 "forbidden_syntax",
                 f"'{dotted}' is not allowed: '{owner.id}' is not a namespace, and attributes can only be"
                 " read from a namespace, as in event.amount",
+                node,
+            )
+        if owner.id in ("member", "event") and attr in PERSONAL_FIELDS:
+            return self.error(
+                "personal_data",
+                f"'{dotted}' is personal data, which expressions never read (so no decision or trace"
+                " holds it); for birthdays use member.birthday_month and member.birthday_day",
                 node,
             )
         return self.unknown("unknown_name", "name", dotted, node, list(self.env))

@@ -397,3 +397,11 @@ audit_log = Table(
     Column("prev_hash", String(80), nullable=False),
     Column("hash", String(80), nullable=False),
 )
+
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("member_id", BigInteger, primary_key=True),  # 0006: the members.id erased
+    Column("pseudonym", String(40), nullable=False),  # what replaced the member's external id
+    Column("erased_at", UTCDateTime, nullable=False),
+)

@@ -39,3 +39,14 @@ def test_the_http_benchmark_runs_and_prints_its_table():
     assert done.returncode == 0, done.stderr[-3000:]
     for heading in ("Perkflow HTTP benchmark", "SQLite, 1 worker", "SQLite, 2 workers", "events/s"):
         assert heading in done.stdout, f"{heading!r} missing from:\n{done.stdout[-3000:]}"
+
+
+PRIVACY_SCRIPT = SCRIPT.parent / "privacy.py"
+
+
+def test_the_personal_data_benchmark_runs_and_prints_its_table():
+    """benchmarks/privacy.py --quick: SQLite only, a few operations; figures are never asserted."""
+    done = subprocess.run([sys.executable, str(PRIVACY_SCRIPT), "--quick"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for heading in ("Perkflow personal-data benchmark", "POST event (purchase)", "PUT member (phone, email)", "encryption on"):
+        assert heading in done.stdout, f"{heading!r} missing from:\n{done.stdout[-3000:]}"

@@ -62,3 +62,10 @@ def test_a_bad_value_is_refused_naming_the_variable(name: str, value: str, messa
         SettingsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")
     ):
         Settings.from_env({name: value})
+
+
+def test_a_rotation_configures_the_new_key_then_the_old_and_a_bad_one_is_named_by_position():
+    new, old = base64.b64encode(b"n" * 32).decode(), base64.b64encode(b"o" * 32).decode()
+    assert Settings.from_env({"PERKFLOW_DATA_KEY": f"{new},{old}"}).data_key == f"{new},{old}"
+    with pytest.raises(SettingsError, match=r"PERKFLOW_DATA_KEY decodes to 5 bytes: expected 32 \(key 2\)"):
+        Settings.from_env({"PERKFLOW_DATA_KEY": f"{new},{base64.b64encode(b'short').decode()}"})

@@ -20,6 +20,8 @@ SCOPES = {
     "events:read": "read stored events and their decisions",
     "members:read": "read members, look them up, read their ledgers",
     "members:write": "create and update members, adjust balances, merge members",
+    "members:reveal": "show a member's personal data in full and export everything held on them, for a reason (audited)",
+    "members:erase": "erase a member's personal data, keeping their ledger under a pseudonym (audited)",
     "coupons:write": "validate, redeem and void coupons",
     "rewards:write": "redeem rewards",
     "schemes:read": "read, export and diff scheme versions",

@@ -1,4 +1,4 @@
-"""Members: create or update by external id, read, look up, page the ledger, adjust, merge."""
+"""Members: create or update by external id, read, look up, page the ledger, adjust, merge; their\npersonal data masked, revealed for a reason, exported, erased (perkflow/service/subjects.py)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from perkflow.service.masking import ERASE, REVEAL
 from perkflow.service.problems import FieldError, invalid
 
 from .auth import authorize
 from .bodies import answer, json_body, parse, query_int, service
 from .idempotency import once, request_key
 from .problems import ApiError
-from .schemas import MergeIn
+from .schemas import LookupIn, MergeIn
 
 NO_QUERY = invalid(
     "look members up by phone or by email",
-    [FieldError("", "missing_query", "pass ?phone= or ?email=")],
+    [FieldError("", "missing_query", "pass one of phone or email (?phone= or ?email=, or in the body of POST /members:lookup)")],
     code="missing_query",
 )
 
@@ -49,6 +50,18 @@ async def find_members(request: Request) -> Response:
     return await answer(
         request,
         lambda: {"items": [{"id": i} for i in find(phone=phone, email=email, stores=principal.stores)]},
+    )
+
+
+async def lookup_members(request: Request) -> Response:
+    principal = await authorize(request, "members:read")
+    body = parse(LookupIn, await json_body(request))
+    if (body.phone is None) == (body.email is None):
+        raise ApiError(NO_QUERY)
+    find = service(request).members.find
+    return await answer(
+        request,
+        lambda: {"items": [{"id": i} for i in find(phone=body.phone, email=body.email, stores=principal.stores)]},
     )
 
 
@@ -82,11 +95,43 @@ async def post_merge(request: Request) -> Response:
     return await once(request, principal, partial(merge, request.path_params["member_id"], body.from_))
 
 
+async def get_profile(request: Request) -> Response:
+    principal = await authorize(request, "members:read")
+    profile = service(request).subjects.profile
+    return await answer(request, partial(profile, request.path_params["member_id"], principal=principal))
+
+
+async def post_reveal(request: Request) -> Response:
+    principal = await authorize(request, REVEAL)
+    body = await json_body(request)
+    reveal = service(request).subjects.reveal
+    return await answer(request, partial(reveal, request.path_params["member_id"], body, principal=principal))
+
+
+async def post_export(request: Request) -> Response:
+    principal = await authorize(request, REVEAL)
+    body = await json_body(request)
+    export = service(request).subjects.export
+    return await answer(request, partial(export, request.path_params["member_id"], body, principal=principal))
+
+
+async def post_erase(request: Request) -> Response:
+    principal = await authorize(request, ERASE)
+    body = await json_body(request)
+    erase = service(request).subjects.erase
+    return await answer(request, partial(erase, request.path_params["member_id"], body, principal=principal))
+
+
 routes = [
     Route("/members", find_members, methods=["GET"]),
+    Route("/members:lookup", lookup_members, methods=["POST"]),
     Route("/members/{member_id}", put_member, methods=["PUT"]),
     Route("/members/{member_id}", get_member, methods=["GET"]),
     Route("/members/{member_id}/ledger", get_ledger, methods=["GET"]),
     Route("/members/{member_id}/adjustments", post_adjustment, methods=["POST"]),
     Route("/members/{member_id}/merge", post_merge, methods=["POST"]),
+    Route("/members/{member_id}/profile", get_profile, methods=["GET"]),
+    Route("/members/{member_id}/reveal", post_reveal, methods=["POST"]),
+    Route("/members/{member_id}/export", post_export, methods=["POST"]),
+    Route("/members/{member_id}/erase", post_erase, methods=["POST"]),
 ]

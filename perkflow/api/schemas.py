@@ -83,6 +83,30 @@ class MergeIn(Request):
     )
 
 
+class LookupIn(Request):
+    """One of phone or email: in the body, so that it never reaches an access log with the URL."""
+
+    phone: str | None = Field(None, max_length=64)
+    email: str | None = Field(None, max_length=320)
+
+
+class RevealIn(Request):
+    fields: list[Literal["phone", "email", "name", "birthday"]] | None = Field(
+        None, min_length=1, description="What to show in full; all four when absent."
+    )
+    reason: str = Field(
+        min_length=1, max_length=500,
+        description="Why: kept in the audit log, so it may not hold a phone number or an email address.",
+    )
+
+
+class ReasonIn(Request):
+    reason: str = Field(
+        min_length=1, max_length=500,
+        description="Why: kept in the audit log, so it may not hold a phone number or an email address.",
+    )
+
+
 class CouponValidationIn(Request):
     member_id: Ident
     order_amount: Money = Field(description="The order before coupons, in minor units.")
@@ -200,7 +224,7 @@ class MemberOut(Reply):
     """A member's state. Personal data (phone, email, name, birthday) is never returned."""
 
     id: str
-    status: str = Field(description="active, or merged (see merged_into)")
+    status: str = Field(description="active, merged (see merged_into), or erased (the id is a pseudonym)")
     home_store: str
     joined_at: str
     tier: str | None = None
@@ -210,6 +234,39 @@ class MemberOut(Reply):
     counters: dict[str, int] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     merged_into: str | None = None
+
+
+class ProfileOut(Reply):
+    """A member's personal data: masked (`138****0000`, `a***@example.com`), or in full after a reveal."""
+
+    id: str
+    masked: bool
+    status: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    name: str | None = None
+    birthday: str | None = None
+
+
+class SubjectExportOut(Reply):
+    """Everything held on one member (format perkflow-subject-export-v1)."""
+
+    format: str
+    exported_at: str
+    member: dict[str, Any]
+    balances: list[dict[str, Any]]
+    lots: list[dict[str, Any]]
+    ledger: list[dict[str, Any]]
+    coupons: list[dict[str, Any]]
+    tier_history: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    messages: list[dict[str, Any]]
+
+
+class ErasedOut(BaseModel):
+    id: str = Field(description="The pseudonym the member's ledger and decisions are now kept under.")
+    erased: str = Field(description="The member id that was erased.")
+    status: Literal["erased"]
 
 
 class MemberRef(BaseModel):

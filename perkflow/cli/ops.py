@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from perkflow.engine.events import parse_instant
 from perkflow.rules import Loaded, canonical_json, load, loads
-from perkflow.service import exports
+from perkflow.service import exports, subjects
 from perkflow.service.core import Service, open_service
 from perkflow.service.imports import Imported, import_batch
 from perkflow.service.problems import Problem
@@ -918,9 +918,12 @@ def restore(
     `pg_restore --clean --if-exists` in one transaction: all or nothing. A backup of an older
     migration is restored as it is: run `perkflow db upgrade` afterwards.
     """
-    url = _settings(database_url).database_url
+    settings = _settings(database_url)
+    url = settings.database_url
     engine = _engine(url, create=True)
     try:
+        # The erasures made since the backup must survive it: kept in the register file first.
+        subjects.write_register(settings.data_dir, _erasures(engine, settings.data_dir))
         done = backups.restore(url, engine, file, force=force)
     except backups.BackupError as exc:
         _fail(str(exc))
@@ -930,7 +933,23 @@ def restore(
         engine.dispose()
     typer.echo(f"restored {file} (migration {done.revision}) into {_shown(url)}")
     if done.revision != migrate.head():
-        typer.echo(f"the database is at migration {done.revision}: run `perkflow db upgrade`", err=True)
+        typer.echo(
+            f"the database is at migration {done.revision}: run `perkflow db upgrade`, then "
+            "`perkflow erasures reapply` to erase again the members erased since the backup",
+            err=True,
+        )
+        return
+    with _service(database_url, None) as service:
+        again = service.subjects.reapply(service.subjects.register(), actor=_actor())
+    typer.echo(f"erased {again} member{'' if again == 1 else 's'} again from the erasure register")
+
+
+def _erasures(engine: Engine, data_dir: Path) -> list[dict[str, Any]]:
+    """The register as the database about to be replaced knows it (nothing from one without it)."""
+    try:
+        return subjects.read_register(engine, data_dir)
+    except SQLAlchemyError:
+        return subjects.read_register(None, data_dir)
 
 
 # --- registration ------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ SCOPES = (
     "events:read",
     "members:read",
     "members:write",
+    "members:reveal",
+    "members:erase",
     "coupons:write",
     "rewards:write",
     "schemes:read",

@@ -21,6 +21,7 @@ from .members import MemberService
 from .notifications import Notifier
 from .scheduler import Scheduler
 from .staff import StaffService
+from .subjects import Subjects
 from .versions import Versions
 from .webhooks import Webhooks
 
@@ -30,11 +31,12 @@ def system_clock() -> datetime:
 
 
 class Service:
-    def __init__(self, engine: Engine, keys: DataKeys, clock: Callable[[], datetime] = system_clock) -> None:
-        self.engine, self.clock = engine, clock
+    def __init__(self, engine: Engine, keys: DataKeys, clock: Callable[[], datetime] = system_clock, data_dir: Path | None = None) -> None:
+        self.engine, self.keys, self.clock = engine, keys, clock
         self.versions = Versions(engine, clock)
         self.events = EventService(engine, self.versions, clock)
         self.members = MemberService(engine, self.versions, self.events, keys, clock)
+        self.subjects = Subjects(engine, keys, clock, data_dir)
         self.access = AccessService(engine, clock)
         self.staff = StaffService(engine, clock)
         self.drafts = Drafts(engine, self.versions, clock)
@@ -59,4 +61,4 @@ def open_service(database_url: str, data_dir: Path, *, data_key: str | None = No
     engine = open_engine(database_url)
     if upgrade:
         migrate.upgrade(engine)
-    return Service(engine, load_keys(data_dir, data_key), clock)
+    return Service(engine, load_keys(data_dir, data_key), clock, data_dir)

@@ -15,6 +15,7 @@ from perkflow.storage import tables as t
 from .audit import record
 from .crypto import DataKeys, normalize_email, normalize_phone
 from .events import Applied, EventService, member_row, unstorable
+from .masking import personal_in_reason
 from .merge import merge_members
 from .problems import FieldError, Problem, invalid, not_found
 from .state_store import load_state
@@ -29,30 +30,28 @@ class MemberService:
     def __init__(self, engine: Engine, versions: Versions, events: EventService, keys: DataKeys, clock: Callable[[], datetime]) -> None:
         self.engine, self.versions, self.events, self.keys, self.clock = engine, versions, events, keys, clock
 
-    def _profile(self, body: Any) -> dict[str, Any] | Problem:
-        """The member columns a PUT sets, personal data encrypted; every wrong field reported."""
-        if not isinstance(body, dict):
-            return invalid("a member is a JSON object", [FieldError("", "wrong_type", "send a JSON object")], code="wrong_type")
+    def _profile(self, body: dict[str, Any], kid: str) -> dict[str, Any] | Problem:
+        """The member columns a PUT sets, personal data encrypted under the key `kid` (a row's
+        personal data is all under one key); every wrong field reported."""
         errors = [FieldError(f"/{k}", "unknown_field", f"unknown field '{k}' (known: {', '.join(sorted(PROFILE_FIELDS))})") for k in body if k not in PROFILE_FIELDS]
         values: dict[str, Any] = {}
-        kid = self.keys.current_id
         if (phone := body.get("phone")) is not None:
             normal = normalize_phone(phone) if isinstance(phone, str) else None
             if normal is None:
                 errors.append(FieldError("/phone", "invalid_phone", "not a phone number (a Chinese mobile number, or +country code)"))
             else:
-                values |= {"phone_cipher": self.keys.encrypt(normal, "phone"), "phone_index": self.keys.index("phone", normal), "key_id": kid}
+                values |= {"phone_cipher": self.keys.encrypt(normal, "phone", kid), "phone_index": self.keys.index("phone", normal, kid), "key_id": kid}
         if (email := body.get("email")) is not None:
             normal = normalize_email(email) if isinstance(email, str) else None
             if normal is None:
                 errors.append(FieldError("/email", "invalid_email", "not an email address"))
             else:
-                values |= {"email_cipher": self.keys.encrypt(normal, "email"), "email_index": self.keys.index("email", normal), "key_id": kid}
+                values |= {"email_cipher": self.keys.encrypt(normal, "email", kid), "email_index": self.keys.index("email", normal, kid), "key_id": kid}
         if (name := body.get("name")) is not None:
             if not isinstance(name, str) or len(name) > 200:
                 errors.append(FieldError("/name", "wrong_type", "a name is text of at most 200 characters"))
             else:
-                values |= {"name_cipher": self.keys.encrypt(name, "name"), "key_id": kid}
+                values |= {"name_cipher": self.keys.encrypt(name, "name", kid), "key_id": kid}
         if (birthday := body.get("birthday")) is not None:
             try:
                 day = date.fromisoformat(birthday) if isinstance(birthday, str) else None
@@ -61,7 +60,7 @@ class MemberService:
             if day is None:
                 errors.append(FieldError("/birthday", "wrong_type", "a birthday is a date such as 1990-05-17"))
             else:
-                values |= {"birthday_cipher": self.keys.encrypt(day.isoformat(), "birthday"), "birthday_month": day.month, "birthday_day": day.day, "key_id": kid}
+                values |= {"birthday_cipher": self.keys.encrypt(day.isoformat(), "birthday", kid), "birthday_month": day.month, "birthday_day": day.day, "key_id": kid}
         if (store := body.get("home_store")) is not None:
             if not isinstance(store, str) or len(store) > 64:
                 errors.append(FieldError("/home_store", "wrong_type", "a store id is text of at most 64 characters"))
@@ -93,13 +92,19 @@ class MemberService:
             return invalid("bad member id", [FieldError("", "wrong_type", "a member id is 1 to 200 characters")], code="wrong_type")
         if (bad := unstorable(external_id) or unstorable(body)) is not None:
             return invalid(bad.message, [bad], code=bad.code)
-        values = self._profile(body)
-        if isinstance(values, Problem):
-            return values
+        if not isinstance(body, dict):
+            return invalid("a member is a JSON object", [FieldError("", "wrong_type", "send a JSON object")], code="wrong_type")
         now = self.clock()
         program = self.versions.active()
         with self.engine.begin() as conn:
-            row = conn.execute(select(t.members.c.id, t.members.c.home_store).where(t.members.c.external_id == external_id)).first()
+            # Locked, so that a key rotation (perkflow/service/rotation.py) cannot re-encrypt the
+            # row between reading its key and writing under it.
+            m = t.members.c
+            query = select(m.id, m.home_store, m.key_id, m.status).where(m.external_id == external_id).with_for_update()
+            row = conn.execute(query).first()
+            values = self._profile(body, row.key_id if row is not None and row.key_id else self.keys.current_id)
+            if isinstance(values, Problem):
+                return values
             if stores is not None:
                 if row is not None and row.home_store not in stores:
                     return not_found("member", external_id)
@@ -108,6 +113,8 @@ class MemberService:
                         403, "store_not_allowed", "Not allowed", "this API key keeps members in its own stores",
                         (FieldError("/home_store", "store_not_allowed", f"home_store must be one of: {', '.join(sorted(stores))}"),),
                     )
+            if row is not None and row.status == "erased":
+                return Problem(409, "member_erased", "Member erased", f"member {external_id} was erased: its personal data cannot be set again")
             if row is None:
                 lowest = program.lowest_tier() if program else None
                 conn.execute(
@@ -155,23 +162,25 @@ class MemberService:
     def find(self, *, phone: str | None = None, email: str | None = None, stores: frozenset[str] | None = None) -> list[str]:
         """External ids of the members with this phone or email, found through the blind index; a
         member merged into another is found as the survivor."""
-        query = select(t.members.c.external_id).order_by(t.members.c.id)
+        m = t.members.c
+        query = select(m.external_id, m.status, m.home_store).order_by(m.id)
         if phone is not None:
             normal = normalize_phone(phone)
             if normal is None:
                 return []
-            query = query.where(t.members.c.phone_index == self.keys.index("phone", normal))
+            query = query.where(t.members.c.phone_index.in_(self.keys.indexes("phone", normal)))
         elif email is not None:
             normal = normalize_email(email)
             if normal is None:
                 return []
-            query = query.where(t.members.c.email_index == self.keys.index("email", normal))
+            query = query.where(t.members.c.email_index.in_(self.keys.indexes("email", normal)))
         else:
             return []
         found: list[str] = []
         with self.engine.connect() as conn:
-            for external_id in conn.execute(query).scalars().all():
-                row = member_row(conn, external_id)
+            for hit in conn.execute(query).all():
+                # only a merged member needs the survivor's row
+                row = member_row(conn, hit.external_id) if hit.status == "merged" else hit._mapping
                 if row is not None and row["external_id"] not in found and (stores is None or row["home_store"] in stores):
                     found.append(row["external_id"])
         return found
@@ -214,6 +223,8 @@ class MemberService:
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip():
             return invalid("an adjustment needs a reason", [FieldError("/reason", "missing_reason", "say why the balance is adjusted")], code="missing_reason")
+        if (leaky := personal_in_reason(reason)) is not None:
+            return leaky
         with self.engine.connect() as conn:
             query = select(t.events.c.body).where(t.events.c.id == f"adjustment:{adjustment_id}")
             first = conn.execute(query).scalar()

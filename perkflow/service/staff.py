@@ -34,6 +34,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit.read": frozenset({"admin", "auditor"}),
     "members.read": frozenset({"admin", "support", "store_manager", "auditor"}),
     "members.adjust": frozenset({"admin", "support"}),
+    "members.reveal": frozenset({"admin", "support", "store_manager"}),  # full personal data, audited, with a reason
+    "members.erase": frozenset({"admin"}),
+    "members.export_full": frozenset({"admin", "finance"}),  # exports unmasked, audited, with a reason
     "reports.read": frozenset({"admin", "finance", "auditor", "store_manager"}),
     "users.admin": frozenset({"admin"}),
 }

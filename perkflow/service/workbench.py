@@ -23,9 +23,11 @@ from perkflow.engine.simulate import Replay
 from perkflow.engine.state import new_member
 from perkflow.storage import tables as t
 
+from .access import Principal
 from .core import Service
 from .drafts import Draft, check
 from .events import member_row
+from .masking import role_scopes
 from .problems import FieldError, Problem, invalid, not_found
 from .staff import Staff
 from .state_store import load_state
@@ -249,6 +251,42 @@ class Workbench:
             "id": row.id, "type": row.type, "member_id": row.external_member_id, "occurred_at": row.occurred_at.isoformat(),
             "store": row.store, "version": row.version, "body": row.body, "decision": row.decision,
         }
+
+    # --- personal data ----------------------------------------------------------------------------
+
+    def _principal(self, by: Staff) -> Principal:
+        return Principal(by.name, role_scopes(by.roles), by.stores)
+
+    def profile(self, by: Staff, external_id: str) -> dict[str, Any] | Problem:
+        """A member's personal data, masked (phone 138****0000)."""
+        if (refused := by.require("members.read")) is not None:
+            return refused
+        return self.service.subjects.profile(external_id, principal=self._principal(by))
+
+    def reveal(self, by: Staff, external_id: str, reason: str) -> dict[str, Any] | Problem:
+        """The personal data in full, for a stated reason; audited."""
+        if (refused := by.require("members.reveal")) is not None:
+            return refused
+        return self.service.subjects.reveal(external_id, {"reason": reason}, principal=self._principal(by))
+
+    def export_subject(self, by: Staff, external_id: str, reason: str) -> dict[str, Any] | Problem:
+        """Everything held on one member (a subject access request); audited."""
+        if (refused := by.require("members.reveal")) is not None:
+            return refused
+        return self.service.subjects.export(external_id, {"reason": reason}, principal=self._principal(by))
+
+    def erase(self, by: Staff, external_id: str, reason: str) -> dict[str, Any] | Problem:
+        """Erase a member's personal data; balances and decisions stay under a pseudonym."""
+        if (refused := by.require("members.erase")) is not None:
+            return refused
+        return self.service.subjects.erase(external_id, {"reason": reason}, principal=self._principal(by))
+
+    def export_members(self, by: Staff, *, full: bool, reason: str | None = None) -> list[dict[str, Any]] | Problem:
+        """Every member (of the user's stores): masked, or in full with a reason (audited)."""
+        if (refused := by.require("members.export_full" if full else "members.read")) is not None:
+            return refused
+        rows = self.service.subjects.export_members(principal=self._principal(by), full=full, reason=reason)
+        return rows if isinstance(rows, Problem) else list(rows)
 
     # --- audit -----------------------------------------------------------------------------------
 
