@@ -21,6 +21,7 @@ from perkflow.settings import Settings
 from . import openapi, routes_coupons, routes_events, routes_members, routes_versions, routes_webhooks
 from .bodies import service
 from .middleware import BodyLimit, RequestId
+from .ratelimit import Limit, RateLimit
 from .problems import EXCEPTION_HANDLERS, problem_response
 
 
@@ -55,7 +56,15 @@ def create_api(svc: Service, settings: Settings) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
             Mount("/api/v1", routes=api_routes),
         ],
-        middleware=[Middleware(RequestId), Middleware(BodyLimit, limit=settings.max_body)],
+        middleware=[
+            Middleware(RequestId),
+            Middleware(
+                RateLimit,
+                per_key=Limit(settings.rate_per_key, settings.burst_per_key),
+                per_address=Limit(settings.rate_per_address, settings.burst_per_address),
+            ),
+            Middleware(BodyLimit, limit=settings.max_body),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
