@@ -20,9 +20,10 @@ from perkflow.settings import Settings
 
 from . import openapi, routes_coupons, routes_events, routes_members, routes_versions, routes_webhooks
 from .bodies import service
+from .metrics import Metrics, RequestTimer, metrics_endpoint
 from .middleware import BodyLimit, RequestId
-from .ratelimit import Limit, RateLimit
 from .problems import EXCEPTION_HANDLERS, problem_response
+from .ratelimit import Limit, RateLimit
 
 
 async def healthz(request: Request) -> Response:
@@ -50,14 +51,19 @@ def create_api(svc: Service, settings: Settings) -> Starlette:
         *routes_webhooks.routes,
         *openapi.routes,
     ]
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Mount("/api/v1", routes=api_routes),
+    ]
+    metrics = Metrics(svc.engine)
+    svc.events.observers.append(metrics.event_result)
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Mount("/api/v1", routes=api_routes),
-        ],
+        routes=routes,
         middleware=[
             Middleware(RequestId),
+            Middleware(RequestTimer, metrics=metrics, routes=routes),
             Middleware(
                 RateLimit,
                 per_key=Limit(settings.rate_per_key, settings.burst_per_key),
@@ -68,5 +74,5 @@ def create_api(svc: Service, settings: Settings) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
-    app.state.service, app.state.settings, app.state.openapi = svc, settings, {}
+    app.state.service, app.state.settings, app.state.openapi, app.state.metrics = svc, settings, {}, metrics
     return app

@@ -37,6 +37,7 @@ PROBLEMS = {
     409: "Conflict: an event id or Idempotency-Key reused, a request with the same key still running, a state that forbids it",
     413: "The body is larger than the limit (1 MiB unless configured)",
     422: "The request is not valid: every wrong field is named by a JSON pointer in `errors`",
+    429: "Too many requests from this API key or address: Retry-After says when to try again",
     500: "A bug: the answer carries the request id under which it was logged",
     503: "Not ready: the database is unreachable or migrations are pending",
 }
@@ -55,6 +56,7 @@ class Op:
     query: tuple[tuple[str, str, str], ...] = ()  # (name, JSON type, description)
     idempotent: bool = False
     description: str = ""
+    limited: bool = True  # under the rate limits (everything under /api/v1)
 
 
 OPERATIONS = (
@@ -310,7 +312,7 @@ OPERATIONS = (
     Op("get", "/docs", "This reference as a web page", "reference"),
 )
 ROOT_OPERATIONS = (
-    Op("get", "/healthz", "The process answers", "health", answers=((200, s.HealthOut),)),
+    Op("get", "/healthz", "The process answers", "health", answers=((200, s.HealthOut),), limited=False),
     Op(
         "get",
         "/readyz",
@@ -318,6 +320,17 @@ ROOT_OPERATIONS = (
         "health",
         answers=((200, s.HealthOut),),
         problems=(503,),
+        limited=False,
+    ),
+    Op(
+        "get",
+        "/metrics",
+        "Prometheus metrics (text exposition format)",
+        "health",
+        problems=(401, 404),
+        limited=False,
+        description="Needs `Authorization: Bearer <PERKFLOW_METRICS_TOKEN>`, a setting of the server rather than an API key, "
+        "so metrics still answer while the database is down; 404 while no token is set.",
     ),
 )
 
@@ -409,8 +422,10 @@ def _responses(op: Op) -> dict[str, Any]:
                 answer["content"]["application/yaml"] = {"schema": {"type": "string"}}
         elif op.path == "/docs":
             answer["content"] = {"text/html": {"schema": {"type": "string"}}}
+        elif op.path == "/metrics":
+            answer["content"] = {"text/plain": {"schema": {"type": "string"}}}
         out[str(status)] = answer
-    problems = set(op.problems) | {500}
+    problems = set(op.problems) | {500} | ({429} if op.limited else set())
     if op.scope is not None:
         problems |= {401, 403}
     for status in sorted(problems):

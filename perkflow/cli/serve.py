@@ -18,6 +18,7 @@ import typer
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from perkflow import logs
 from perkflow.api.app import create_api
 from perkflow.app import create_app
 from perkflow.service.access import SCOPES
@@ -82,7 +83,7 @@ def serve(
     app = create_api(service, settings) if api_only else create_app(service, settings)
     background = Background(service, tick_seconds=settings.tick_seconds, deliver_seconds=settings.deliver_seconds).start()
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", log_config=logs.config(settings.log_format))
     finally:
         background.stop()
 
@@ -106,7 +107,10 @@ def _run_workers(settings: Settings, workers: int) -> None:
     binds it with protocol 0, so asyncio never sets TCP_NODELAY on the accepted connections and
     Nagle's algorithm adds ~40 ms to every kept-alive request (uvicorn issue #3149; measured by
     benchmarks/http.py)."""
-    config = uvicorn.Config("perkflow.app:api_factory", factory=True, workers=workers, host=settings.host, port=settings.port, log_level="info")
+    config = uvicorn.Config(
+        "perkflow.app:api_factory", factory=True, workers=workers, host=settings.host, port=settings.port, log_level="info",
+        log_config=logs.config(settings.log_format),
+    )
     bound = config.bind_socket()
     sock = socket.socket(fileno=bound.detach())  # reads family and protocol back from the kernel
     sock.set_inheritable(True)

@@ -14,7 +14,10 @@ from sqlalchemy import Engine, delete, insert, select, update
 from perkflow.service.audit import _digest
 from perkflow.storage import tables as t
 from perkflow.storage.db import open_engine
-from tests.cli.test_ops import Perkflow, events_file, perkflow, published, upgraded  # noqa: F401 (fixtures)
+from tests.cli import test_ops
+from tests.cli.test_ops import Perkflow, events_file, published
+
+perkflow, upgraded = test_ops.perkflow, test_ops.upgraded  # the fixtures of test_ops
 
 
 @pytest.fixture
@@ -40,8 +43,8 @@ def db(database_url: str, history: Perkflow) -> Engine:
     engine.dispose()
 
 
-def _verify(perkflow: Perkflow) -> dict:
-    result = perkflow("audit", "verify", "--json")
+def _verify(run: Perkflow) -> dict:
+    result = run("audit", "verify", "--json")
     assert result.exit_code == (0 if json.loads(result.stdout)["intact"] else 1), result.output
     return json.loads(result.stdout)
 
