@@ -57,13 +57,18 @@ def create_api(svc: Service, settings: Settings) -> Starlette:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/api/v1", routes=api_routes),
     ]
-    metrics = Metrics(svc.engine)
-    svc.events.observers.append(metrics.event_result)
+    # Nothing is counted unless someone may read it: without a metrics token the event path
+    # carries no instrumentation at all.
+    metrics = Metrics(svc.engine) if settings.metrics_token else None
+    timer: list[Middleware] = []
+    if metrics is not None:
+        svc.events.observers.append(metrics.event_result)
+        timer = [Middleware(RequestTimer, metrics=metrics, routes=routes)]
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestId),
-            Middleware(RequestTimer, metrics=metrics, routes=routes),
+            *timer,
             Middleware(
                 RateLimit,
                 per_key=Limit(settings.rate_per_key, settings.burst_per_key),

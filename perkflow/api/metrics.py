@@ -17,7 +17,8 @@ Read from the database when scraped, so every worker reports the same:
   (`retrying`) or that were given up (`dead`);
 - perkflow_database_up: 1 when those reads worked, 0 when the database did not answer.
 
-Only holders of PERKFLOW_METRICS_TOKEN may read it (docs/operations.md says why).
+Only holders of PERKFLOW_METRICS_TOKEN may read it (docs/operations.md says why); without that
+setting nothing is counted at all.
 """
 
 from __future__ import annotations
@@ -199,5 +200,5 @@ async def metrics_endpoint(request: Request) -> Response:
             Problem(401, "unauthenticated", "Authentication required", "send the metrics token: Authorization: Bearer <PERKFLOW_METRICS_TOKEN>"),
             {"WWW-Authenticate": 'Bearer realm="perkflow-metrics"'},
         )
-    metrics: Metrics = request.app.state.metrics
+    metrics: Metrics = request.app.state.metrics  # made whenever a token is set
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
