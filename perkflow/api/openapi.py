@@ -25,12 +25,12 @@ from perkflow.engine import Program
 
 from . import schemas as s
 from .auth import SCOPES
-from .bodies import service
+from .bodies import MAX_ID, service
 
 PREFIX = "/api/v1"
 REF = "#/components/schemas/{model}"
 PROBLEMS = {
-    400: "Malformed JSON (the problem says where), or a body that is not UTF-8",
+    400: "Malformed JSON (the problem says where), a body that is not UTF-8, or one nested more than 32 deep",
     401: "No API key, or an unknown, forged or revoked one (WWW-Authenticate: Bearer)",
     403: "The API key lacks the scope, or is bound to other stores; four eyes (an author approving)",
     404: "No such resource, or one of a store the key is not bound to",
@@ -377,7 +377,11 @@ def _parameters(op: Op) -> list[dict[str, Any]]:
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "integer" if name in ("version_id", "number", "subscription_id", "delivery_id") else "string"},
+            "schema": (
+                {"type": "integer", "minimum": 0, "maximum": MAX_ID}
+                if name in ("version_id", "number", "subscription_id", "delivery_id")
+                else {"type": "string"}
+            ),
         }
         for name in re.findall(r"{(\w+)}", op.path)
     ]
@@ -426,6 +430,8 @@ def _responses(op: Op) -> dict[str, Any]:
             answer["content"] = {"text/plain": {"schema": {"type": "string"}}}
         out[str(status)] = answer
     problems = set(op.problems) | {500} | ({429} if op.limited else set())
+    if op.idempotent:
+        problems |= {422}  # an Idempotency-Key that is malformed, or reused with another body
     if op.scope is not None:
         problems |= {401, 403}
     for status in sorted(problems):
@@ -494,7 +500,7 @@ def openapi(program: Program | None) -> dict[str, Any]:
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "maxLength": 200},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                     "description": "A repeat replays the first answer; the same key with another body is a 422; while the first runs, a 409.",
                 }
             },
