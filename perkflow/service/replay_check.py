@@ -54,23 +54,23 @@ class Outcome:
 class _Member:
     pk: int
     state: MemberState
-    program: Program  # the version of the member's latest event: it finds what falls due next
+    program: Program | None  # the version of the member's latest event: it finds what falls due next
     ledger: Counter[tuple[str, str, str, int]] = field(default_factory=Counter)  # (event, balance, kind, amount)
     due_ids: set[str] = field(default_factory=set)
     refused: list[str] = field(default_factory=list)
 
 
 class _Programs:
-    """The stored versions by content hash, compiled once."""
+    """The stored versions by content hash, read and compiled once."""
 
     def __init__(self, conn: Connection, versions: Versions) -> None:
-        self.conn, self.versions = conn, versions
+        self.versions = versions
+        v = t.scheme_versions.c
+        self.contents = dict(conn.execute(select(v.hash, v.content)).all())
 
     def __call__(self, content_hash: str) -> Program | None:
-        row = self.conn.execute(
-            select(t.scheme_versions.c.content).where(t.scheme_versions.c.hash == content_hash).limit(1)
-        ).first()
-        return None if row is None else self.versions.program(content_hash, row.content)
+        content = self.contents.get(content_hash)
+        return None if content is None else self.versions.program(content_hash, content)
 
 
 def verify(engine: Engine, versions: Versions) -> Outcome:
@@ -116,7 +116,15 @@ def verify(engine: Engine, versions: Versions) -> Outcome:
             if differences:
                 outcome.mismatches.append(Mismatch(rows[pk]["external_id"], tuple(differences)))
         outcome.mismatches += [Mismatch(rows[pk]["external_id"], tuple(why)) for pk, why in refused.items()]
-        outcome.members = len(members) + len(refused)
+        # A member without a single event (made by PUT) holds nothing the events did not give it.
+        quiet = [pk for pk in rows if pk not in members and pk not in refused and pk not in merged]
+        for pk in quiet:
+            row = rows[pk]
+            state = new_member(row["external_id"], row["joined_at"], tier=row["tier"], home_store=row["home_store"])
+            differences = _compare(conn, _Member(pk, state, None), row, system)
+            if differences:
+                outcome.mismatches.append(Mismatch(row["external_id"], tuple(differences)))
+        outcome.members = len(members) + len(refused) + len(quiet)
         for key, stored in conn.execute(select(t.budgets.c.key, t.budgets.c.used)).all():
             if used.get(key, 0) != stored:
                 outcome.budgets.append(f"budget {key}: database used {stored}, replay {used.get(key, 0)}")
@@ -155,11 +163,12 @@ def _advance(member: _Member, system: dict[str, tuple[str, int]], programs: _Pro
     """Apply the time-driven events due by `until`, as the live service does before an event: found
     by the program of the event that follows (or the member's latest), each evaluated under the
     version stored for it."""
-    applied = 0
-    while batch := next_due(member.program, member.state, until):
+    applied, program = 0, member.program
+    assert program is not None  # set with the member's first event
+    while batch := next_due(program, member.state, until):
         for due in batch:
             stored = programs(system[due.id][0]) if due.id in system else None
-            _take(member, evaluate(stored or member.program, member.state, due, used), used)
+            _take(member, evaluate(stored or program, member.state, due, used), used)
             member.due_ids.add(due.id)
             applied += 1
     return applied

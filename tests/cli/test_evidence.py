@@ -143,3 +143,23 @@ def test_replay_verify_names_a_member_whose_tier_was_raised(history: Perkflow, d
 def test_replay_without_verify_is_a_usage_error(history: Perkflow) -> None:
     result = history("replay")
     assert result.exit_code == 2 and "--verify" in result.stderr
+
+
+def test_replay_verify_names_a_member_without_events_who_was_given_points(history: Perkflow, db: Engine) -> None:
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    with db.begin() as conn:
+        pk = conn.execute(
+            insert(t.members).values(
+                external_id="walk-in", home_store="S1", joined_at=at, tags=[], attributes={}, counters={}, caps={},
+                rewards={}, created_at=at, updated_at=at,
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            insert(t.lots).values(
+                id="walk-in#forged", member_id=pk, balance="points", amount=900, original=900, earned_at=at, source_event="none"
+            )
+        )
+    report = json.loads(history("replay", "--verify", "--json").stdout)
+    assert report["mismatches"] == [
+        {"member_id": "walk-in", "differences": ["lot walk-in#forged: database 900 points, replay none"]}
+    ]
