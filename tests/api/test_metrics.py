@@ -195,3 +195,17 @@ def test_readyz_fails_while_migrations_are_pending(tmp_path: Path):
     with TestClient(create_api(svc, Settings())) as client:
         body = problem(client.get("/readyz"), 503, "not_ready")
     assert body["detail"] == "migrations are pending: run `perkflow db upgrade`"
+
+
+def test_every_problem_names_the_request_id_of_its_answer(service: Service, keys: Keys):
+    with TestClient(create_api(service, Settings())) as client:
+        answers = [
+            client.get("/api/v1/members/nobody", headers=bearer(keys.all)),
+            client.get("/api/v1/members/nobody"),
+            client.post("/api/v1/events", content=b"{", headers={**bearer(keys.all), "X-Request-Id": "req-7"}),
+            client.get("/api/v1/no/such/path"),
+        ]
+    for response in answers:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["request_id"] == response.headers["x-request-id"]
+    assert answers[2].json()["request_id"] == "req-7"
