@@ -24,6 +24,7 @@ setting nothing is counted at all.
 from __future__ import annotations
 
 import hmac
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import Engine, event, func, select
 from starlette.requests import Request
 from starlette.responses import Response
@@ -65,7 +67,8 @@ class Metrics:
             "perkflow_db_transaction_duration_seconds", "Database transactions, begin to commit or rollback.",
             ["outcome"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )
-        self.registry.register(_DatabaseCollector(engine))
+        self.database = _DatabaseCollector(engine)
+        self.registry.register(self.database)
         self._types: set[str] = set()
         _time_transactions(engine, self.transactions)
 
@@ -201,4 +204,10 @@ async def metrics_endpoint(request: Request) -> Response:
             {"WWW-Authenticate": 'Bearer realm="perkflow-metrics"'},
         )
     metrics: Metrics = request.app.state.metrics  # made whenever a token is set
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    registry = metrics.registry
+    if shared := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # `serve --workers N` sets it: every worker's counts are in files there, summed here.
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=shared)
+        registry.register(metrics.database)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -93,6 +94,13 @@ def _many(settings: Settings, workers: int) -> None:
     environment, so the demo's database and the chosen address are put there first."""
     service = open_service(settings.database_url, settings.data_dir, data_key=settings.data_key)  # upgrade once
     os.environ.update(PERKFLOW_DATABASE_URL=settings.database_url, PERKFLOW_DATA_DIR=str(settings.data_dir))
+    if settings.metrics_token:
+        # Each worker counts into files here and /metrics sums them, whichever worker answers;
+        # emptied at each start, since counters begin at zero with the processes.
+        shared = settings.data_dir / "metrics"
+        shutil.rmtree(shared, ignore_errors=True)
+        shared.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared)
     # The scheduler and the webhook worker run once, in this supervising process.
     background = Background(service, tick_seconds=settings.tick_seconds, deliver_seconds=settings.deliver_seconds).start()
     try:
