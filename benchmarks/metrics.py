@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         routes = [Route("/api/v1/events", endpoint, methods=["POST"])]
         bare = Starlette(routes=routes)
         timed = Starlette(routes=routes)
-        timed.add_middleware(RequestTimer, metrics=metrics, routes=routes)
+        timed.add_middleware(RequestTimer, metrics=metrics)
         plain = open_engine(f"sqlite:///{folder / 'plain.sqlite'}")
         hooked = open_engine(f"sqlite:///{folder / 'hooked.sqlite'}")
         Metrics(hooked)  # attaches the transaction listeners to this engine only

@@ -63,7 +63,7 @@ def create_api(svc: Service, settings: Settings) -> Starlette:
     timer: list[Middleware] = []
     if metrics is not None:
         svc.events.observers.append(metrics.event_result)
-        timer = [Middleware(RequestTimer, metrics=metrics, routes=routes)]
+        timer = [Middleware(RequestTimer, metrics=metrics)]
     app = Starlette(
         routes=routes,
         middleware=[

@@ -155,11 +155,14 @@ class _DatabaseCollector:
 
 
 class RequestTimer:
-    """The latency histogram, labelled by the template of the route that served the request."""
+    """The latency histogram, labelled by the template of the route that served the request. The
+    templates are read from the app's routes, again whenever their number changes (the editor
+    mounts its pages after the API is made)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: list[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
-        self.templates = dict(_templates(routes, ""))
+        self.templates: dict[int, str] = {}
+        self.known = -1  # how many top-level routes the templates were read from
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -177,6 +180,9 @@ class RequestTimer:
         try:
             await self.app(scope, receive, send_status)
         finally:
+            routes = scope["app"].routes
+            if len(routes) != self.known:
+                self.templates, self.known = dict(_templates(routes, "")), len(routes)
             route = self.templates.get(id(scope.get("endpoint")), "unmatched")
             self.metrics.latency.labels(scope["method"], route, str(status)).observe(time.perf_counter() - began)
 

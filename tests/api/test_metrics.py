@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from perkflow import logs
@@ -209,3 +211,17 @@ def test_every_problem_names_the_request_id_of_its_answer(service: Service, keys
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["request_id"] == response.headers["x-request-id"]
     assert answers[2].json()["request_id"] == "req-7"
+
+
+def test_routes_added_after_the_api_is_made_are_timed_by_their_template(service: Service):
+    app = create_api(service, Settings(metrics_token=TOKEN))
+
+    async def page(request: object) -> PlainTextResponse:
+        return PlainTextResponse("a page")
+
+    app.router.routes.append(Route("/editor/schemes/{scheme_id}", page))  # as the editor mounts its pages
+    with TestClient(app) as client:
+        assert client.get("/editor/schemes/coffee").status_code == 200
+        samples, _ = scrape(client)
+    labels = (("method", "GET"), ("route", "/editor/schemes/{scheme_id}"), ("status", "200"))
+    assert samples[("perkflow_http_request_duration_seconds_count", labels)] == 1
