@@ -84,16 +84,13 @@ class RateLimit:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        wait, who = 0.0, ""
-        if self.keys is not None:
-            token = _bearer(scope)
-            if token:
-                wait, who = self.keys.take(hashlib.sha256(token).hexdigest()), "this API key"
+        wait, who, limit = 0.0, "", None
+        if self.keys is not None and (token := _bearer(scope)):
+            wait, who, limit = self.keys.take(hashlib.sha256(token).hexdigest()), "this API key", self.keys.limit
         if not wait and self.addresses is not None:
             client = scope.get("client")
-            wait, who = self.addresses.take(client[0] if client else ""), "this address"
-        if wait:
-            limit = (self.keys if who == "this API key" else self.addresses).limit  # type: ignore[union-attr]
+            wait, who, limit = self.addresses.take(client[0] if client else ""), "this address", self.addresses.limit
+        if wait and limit is not None:
             seconds = max(1, math.ceil(wait))
             problem = Problem(
                 429,
