@@ -80,15 +80,18 @@ TARGET_RATIO = 0.5  # engine ÷ bare transaction, PostgreSQL, two workers agains
 BENCH_DATABASE = "perkflow_bench"
 STORES = ["sh-jingan", "sh-lujiazui", "hz-xihu", "S001"]
 TICK = os.sysconf("SC_CLK_TCK")
-SIDES = ("engine", "engine_nodelay", "empty", "empty_nodelay", "bare")
+SIDES = ("engine", "engine_metrics", "engine_nodelay", "empty", "empty_nodelay", "bare")
+METRICS_TOKEN = "bench-metrics-token-0123456789"
 LABELS = {
     "engine": "engine (perkflow serve)",
+    "engine_metrics": "engine, metrics on",
     "engine_nodelay": "engine, TCP_NODELAY",
     "empty": "empty endpoint",
     "empty_nodelay": "empty, TCP_NODELAY",
     "bare": "bare transaction",
 }
 RATIOS = {
+    "engine_metrics/engine": "metrics on ÷ off (engine)",
     "engine/bare": "engine ÷ bare transaction",
     "engine_nodelay/bare": "engine (TCP_NODELAY) ÷ bare",
     "engine/empty": "engine ÷ empty endpoint",
@@ -1008,6 +1011,8 @@ def measure_config(
             pg = postgres_facts(pg_url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PERKFLOW_")}
         env.update(PERKFLOW_DATABASE_URL=url, PERKFLOW_DATA_DIR=str(folder / "data"), PYTHONUNBUFFERED="1")
+        # The load comes from one address and one key, far past the default rate limits.
+        env.update(PERKFLOW_RATE_PER_KEY="0", PERKFLOW_RATE_PER_ADDRESS="0")
         perkflow(["db", "upgrade"], env)
         submitted = json.loads(perkflow(["publish", str(SCHEME), "--author", "bench-author", "--json"], env))
         perkflow(["approve", str(submitted["id"]), "--approver", "bench-approver", "--json"], env)
@@ -1059,6 +1064,11 @@ def measure_config(
                 folder,
             ),
         }
+        if args.metrics:
+            # The same server with PERKFLOW_METRICS_TOKEN set: everything /metrics counts is counted.
+            port = ports["engine_metrics"]
+            argv = [*started["engine"].process.args[:-1], str(port)]  # type: ignore[index]
+            started["engine_metrics"] = Server("engine_metrics", argv, {**env, "PERKFLOW_METRICS_TOKEN": METRICS_TOKEN}, port, folder)
         if workers > 1 and args.nodelay:
             nodelay = {"workers": workers}
             started["engine_nodelay"] = Server(
@@ -1188,6 +1198,7 @@ def measure_config(
         "ratios": {
             f"{a}/{b}": ratios(rounds, a, b)
             for a, b in (
+                ("engine_metrics", "engine"),
                 ("engine", "bare"),
                 ("engine_nodelay", "bare"),
                 ("engine", "empty"),
@@ -1390,6 +1401,9 @@ def main(argv: list[str] | None = None) -> int:
         dest="nodelay",
         action="store_false",
         help="skip the TCP_NODELAY servers of the configurations with several workers",
+    )
+    parser.add_argument(
+        "--metrics", action="store_true", help="add the engine with metrics on (PERKFLOW_METRICS_TOKEN set) as a side"
     )
     parser.add_argument("--quick", action="store_true", help="2 rounds of 1 s and 200 members: a smoke test")
     parser.add_argument(

@@ -50,3 +50,17 @@ def test_the_personal_data_benchmark_runs_and_prints_its_table():
     assert done.returncode == 0, done.stderr[-3000:]
     for heading in ("Perkflow personal-data benchmark", "POST event (purchase)", "PUT member (phone, email)", "encryption on"):
         assert heading in done.stdout, f"{heading!r} missing from:\n{done.stdout[-3000:]}"
+
+
+METRICS_SCRIPT = SCRIPT.parent / "metrics.py"
+
+
+def test_the_metrics_benchmark_runs_and_prints_its_table():
+    """benchmarks/metrics.py --quick: each part is timed with metrics on and off. Figures are
+    never asserted."""
+    done = subprocess.run(
+        [sys.executable, str(METRICS_SCRIPT), "--quick"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for line in ("Perkflow metrics cost per event", "count the event", "time the request", "added to one posted event"):
+        assert line in done.stdout, f"{line!r} missing from:\n{done.stdout[-3000:]}"

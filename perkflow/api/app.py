@@ -20,8 +20,10 @@ from perkflow.settings import Settings
 
 from . import openapi, routes_coupons, routes_events, routes_members, routes_versions, routes_webhooks
 from .bodies import service
+from .metrics import Metrics, RequestTimer, metrics_endpoint
 from .middleware import BodyLimit, RequestId
 from .problems import EXCEPTION_HANDLERS, problem_response
+from .ratelimit import Limit, RateLimit
 
 
 async def healthz(request: Request) -> Response:
@@ -49,15 +51,33 @@ def create_api(svc: Service, settings: Settings) -> Starlette:
         *routes_webhooks.routes,
         *openapi.routes,
     ]
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Mount("/api/v1", routes=api_routes),
+    ]
+    # Nothing is counted unless someone may read it: without a metrics token the event path
+    # carries no instrumentation at all.
+    metrics = Metrics(svc.engine) if settings.metrics_token else None
+    timer: list[Middleware] = []
+    if metrics is not None:
+        svc.events.observers.append(metrics.event_result)
+        timer = [Middleware(RequestTimer, metrics=metrics)]
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Mount("/api/v1", routes=api_routes),
+        routes=routes,
+        middleware=[
+            Middleware(RequestId),
+            *timer,
+            Middleware(
+                RateLimit,
+                per_key=Limit(settings.rate_per_key, settings.burst_per_key),
+                per_address=Limit(settings.rate_per_address, settings.burst_per_address),
+            ),
+            Middleware(BodyLimit, limit=settings.max_body),
         ],
-        middleware=[Middleware(RequestId), Middleware(BodyLimit, limit=settings.max_body)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
-    app.state.service, app.state.settings, app.state.openapi = svc, settings, {}
+    app.state.service, app.state.settings, app.state.openapi, app.state.metrics = svc, settings, {}, metrics
     return app

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -21,6 +22,18 @@ from perkflow.service.problems import FieldError, Problem, invalid
 from .problems import ApiError, problem_response
 
 M = TypeVar("M", bound=BaseModel)
+MAX_DEPTH = 32  # nesting of arrays and objects in a body: events and schemes need far less
+MAX_ID = 10**18 - 1  # the largest number an `{name:id}` path segment matches: fits every 64-bit column
+
+
+class IdConvertor(IntegerConvertor):
+    """`{name:id}`: a row number of at most 18 digits. Starlette's `int` matches any length, and a
+    number past 64 bits reached the database as an overflow (a 500); this one is a 404 instead."""
+
+    regex = "[0-9]{1,18}"
+
+
+register_url_convertor("id", IdConvertor())
 Outcome = tuple[int, Any] | Problem
 
 _CODES = {
@@ -46,29 +59,56 @@ def _reject_constant(name: str) -> Any:
 
 
 async def json_body(request: Request) -> Any:
-    """The body as JSON; a 400 problem that says where it stops being JSON."""
+    """The body as JSON; a 400 problem that says where it stops being JSON, or that it nests
+    deeper than MAX_DEPTH."""
     raw = await request.body()
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:  # deeper than the parser itself goes
+        raise ApiError(too_deep()) from None
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno} (byte {exc.pos})"
-        problem = Problem(
-            400,
-            "malformed_json",
-            "Malformed JSON",
-            f"the body is not valid JSON: {exc.msg} at {where}",
-            (FieldError("", "malformed_json", f"{exc.msg} at {where}"),),
-            extra={"line": exc.lineno, "column": exc.colno, "position": exc.pos},
-        )
+        raise ApiError(
+            Problem(
+                400,
+                "malformed_json",
+                "Malformed JSON",
+                f"the body is not valid JSON: {exc.msg} at {where}",
+                (FieldError("", "malformed_json", f"{exc.msg} at {where}"),),
+                extra={"line": exc.lineno, "column": exc.colno, "position": exc.pos},
+            )
+        ) from None
     except (UnicodeDecodeError, ValueError) as exc:
-        problem = Problem(
-            400,
-            "malformed_json",
-            "Malformed JSON",
-            f"the body is not valid JSON: {exc}",
-            (FieldError("", "malformed_json", str(exc)),),
-        )
-    raise ApiError(problem)
+        raise ApiError(
+            Problem(
+                400,
+                "malformed_json",
+                "Malformed JSON",
+                f"the body is not valid JSON: {exc}",
+                (FieldError("", "malformed_json", str(exc)),),
+            )
+        ) from None
+    if _deeper_than(data, MAX_DEPTH):
+        raise ApiError(too_deep())
+    return data
+
+
+def too_deep() -> Problem:
+    message = f"arrays and objects may be nested {MAX_DEPTH} deep at most"
+    return Problem(400, "nested_too_deeply", "JSON nested too deeply", message, (FieldError("", "nested_too_deeply", message),))
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` deep; without recursion, so a hostile
+    body cannot exhaust the stack here or in the code that would walk it later."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return False
 
 
 def model_problem(exc: ValidationError) -> Problem:

@@ -8,6 +8,8 @@ import uuid
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from perkflow import logs
+
 from .problems import BodyTooLarge, problem_response, too_large
 
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -26,6 +28,7 @@ class RequestId:
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         rid = given if _GOOD_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
+        logs.request_id.set(rid)  # each request runs in its own context: nothing to reset
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -25,18 +25,19 @@ from perkflow.engine import Program
 
 from . import schemas as s
 from .auth import SCOPES
-from .bodies import service
+from .bodies import MAX_ID, service
 
 PREFIX = "/api/v1"
 REF = "#/components/schemas/{model}"
 PROBLEMS = {
-    400: "Malformed JSON (the problem says where), or a body that is not UTF-8",
+    400: "Malformed JSON (the problem says where), a body that is not UTF-8, or one nested more than 32 deep",
     401: "No API key, or an unknown, forged or revoked one (WWW-Authenticate: Bearer)",
     403: "The API key lacks the scope, or is bound to other stores; four eyes (an author approving)",
     404: "No such resource, or one of a store the key is not bound to",
     409: "Conflict: an event id or Idempotency-Key reused, a request with the same key still running, a state that forbids it",
     413: "The body is larger than the limit (1 MiB unless configured)",
     422: "The request is not valid: every wrong field is named by a JSON pointer in `errors`",
+    429: "Too many requests from this API key or address: Retry-After says when to try again",
     500: "A bug: the answer carries the request id under which it was logged",
     503: "Not ready: the database is unreachable or migrations are pending",
 }
@@ -55,6 +56,7 @@ class Op:
     query: tuple[tuple[str, str, str], ...] = ()  # (name, JSON type, description)
     idempotent: bool = False
     description: str = ""
+    limited: bool = True  # under the rate limits (everything under /api/v1)
 
 
 OPERATIONS = (
@@ -365,7 +367,7 @@ OPERATIONS = (
     Op("get", "/docs", "This reference as a web page", "reference"),
 )
 ROOT_OPERATIONS = (
-    Op("get", "/healthz", "The process answers", "health", answers=((200, s.HealthOut),)),
+    Op("get", "/healthz", "The process answers", "health", answers=((200, s.HealthOut),), limited=False),
     Op(
         "get",
         "/readyz",
@@ -373,6 +375,17 @@ ROOT_OPERATIONS = (
         "health",
         answers=((200, s.HealthOut),),
         problems=(503,),
+        limited=False,
+    ),
+    Op(
+        "get",
+        "/metrics",
+        "Prometheus metrics (text exposition format)",
+        "health",
+        problems=(401, 404),
+        limited=False,
+        description="Needs `Authorization: Bearer <PERKFLOW_METRICS_TOKEN>`, a setting of the server rather than an API key, "
+        "so metrics still answer while the database is down; 404 while no token is set.",
     ),
 )
 
@@ -425,7 +438,11 @@ def _parameters(op: Op) -> list[dict[str, Any]]:
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "integer" if name in ("version_id", "number", "subscription_id", "delivery_id") else "string"},
+            "schema": (
+                {"type": "integer", "minimum": 0, "maximum": MAX_ID}
+                if name in ("version_id", "number", "subscription_id", "delivery_id")
+                else {"type": "string"}
+            ),
         }
         for name in re.findall(r"{(\w+)}", op.path)
     ]
@@ -470,8 +487,12 @@ def _responses(op: Op) -> dict[str, Any]:
                 answer["content"]["application/yaml"] = {"schema": {"type": "string"}}
         elif op.path == "/docs":
             answer["content"] = {"text/html": {"schema": {"type": "string"}}}
+        elif op.path == "/metrics":
+            answer["content"] = {"text/plain": {"schema": {"type": "string"}}}
         out[str(status)] = answer
-    problems = set(op.problems) | {500}
+    problems = set(op.problems) | {500} | ({429} if op.limited else set())
+    if op.idempotent:
+        problems |= {422}  # an Idempotency-Key that is malformed, or reused with another body
     if op.scope is not None:
         problems |= {401, 403}
     for status in sorted(problems):
@@ -540,7 +561,7 @@ def openapi(program: Program | None) -> dict[str, Any]:
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "maxLength": 200},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                     "description": "A repeat replays the first answer; the same key with another body is a 422; while the first runs, a 409.",
                 }
             },

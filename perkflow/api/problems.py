@@ -48,6 +48,8 @@ def problem_response(
     body: dict[str, Any] = problem.to_dict()
     if request is not None:
         body["instance"] = request.url.path
+        if rid := request_id(request):
+            body.setdefault("request_id", rid)  # every error names the request, as the logs do
     return JSONResponse(
         body, status_code=problem.status, media_type=PROBLEM_JSON, headers=dict(headers or {})
     )

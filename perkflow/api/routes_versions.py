@@ -127,7 +127,7 @@ routes = [
     Route("/versions", post_version, methods=["POST"]),
     Route("/versions/diff", diff_versions, methods=["GET"]),
     Route("/versions/{ref}", get_version, methods=["GET"]),
-    Route("/versions/{version_id:int}/approve", approve_version, methods=["POST"]),
-    Route("/versions/{version_id:int}/return", return_version, methods=["POST"]),
-    Route("/versions/{number:int}/rollback", rollback_version, methods=["POST"]),
+    Route("/versions/{version_id:id}/approve", approve_version, methods=["POST"]),
+    Route("/versions/{version_id:id}/return", return_version, methods=["POST"]),
+    Route("/versions/{number:id}/rollback", rollback_version, methods=["POST"]),
 ]

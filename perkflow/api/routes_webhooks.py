@@ -75,9 +75,9 @@ async def redeliver(request: Request) -> Response:
 routes = [
     Route("/webhooks", list_webhooks, methods=["GET"]),
     Route("/webhooks", create_webhook, methods=["POST"]),
-    Route("/webhooks/{subscription_id:int}", get_webhook, methods=["GET"]),
-    Route("/webhooks/{subscription_id:int}", patch_webhook, methods=["PATCH"]),
-    Route("/webhooks/{subscription_id:int}", delete_webhook, methods=["DELETE"]),
-    Route("/webhooks/{subscription_id:int}/deliveries", list_deliveries, methods=["GET"]),
-    Route("/webhooks/deliveries/{delivery_id:int}/redeliver", redeliver, methods=["POST"]),
+    Route("/webhooks/{subscription_id:id}", get_webhook, methods=["GET"]),
+    Route("/webhooks/{subscription_id:id}", patch_webhook, methods=["PATCH"]),
+    Route("/webhooks/{subscription_id:id}", delete_webhook, methods=["DELETE"]),
+    Route("/webhooks/{subscription_id:id}/deliveries", list_deliveries, methods=["GET"]),
+    Route("/webhooks/deliveries/{delivery_id:id}/redeliver", redeliver, methods=["POST"]),
 ]

@@ -166,7 +166,7 @@ class ProblemOut(BaseModel):
     code: str = Field(description="Stable snake_case code, e.g. unknown_member, event_id_reused.")
     instance: str | None = None
     errors: list[ProblemError] = Field(default_factory=list)
-    request_id: str | None = Field(None, description="On a 500: the id under which the error was logged.")
+    request_id: str | None = Field(None, description="The request's id, as in its X-Request-Id header and in the logs.")
 
 
 class EffectOut(Reply):

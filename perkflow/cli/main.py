@@ -23,7 +23,7 @@ from perkflow.engine.events import parse_instant
 from perkflow.rules import Loaded, SchemeError, content_hash, diff, load, render
 from perkflow.rules.schema import json_schema
 
-from . import ops, privacy, scheduling, serve, views
+from . import evidence, ops, privacy, scheduling, serve, views
 
 app = typer.Typer(
     name="perkflow",
@@ -471,6 +471,7 @@ ops.register(app)
 serve.register(app)
 scheduling.register(app)
 privacy.register(app)
+evidence.register(app)
 
 
 def run() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ import typer
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from perkflow import logs
 from perkflow.api.app import create_api
 from perkflow.app import create_app
 from perkflow.service.access import SCOPES
@@ -82,7 +84,7 @@ def serve(
     app = create_api(service, settings) if api_only else create_app(service, settings)
     background = Background(service, tick_seconds=settings.tick_seconds, deliver_seconds=settings.deliver_seconds).start()
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", log_config=logs.config(settings.log_format))
     finally:
         background.stop()
 
@@ -92,6 +94,13 @@ def _many(settings: Settings, workers: int) -> None:
     environment, so the demo's database and the chosen address are put there first."""
     service = open_service(settings.database_url, settings.data_dir, data_key=settings.data_key)  # upgrade once
     os.environ.update(PERKFLOW_DATABASE_URL=settings.database_url, PERKFLOW_DATA_DIR=str(settings.data_dir))
+    if settings.metrics_token:
+        # Each worker counts into files here and /metrics sums them, whichever worker answers;
+        # emptied at each start, since counters begin at zero with the processes.
+        shared = settings.data_dir / "metrics"
+        shutil.rmtree(shared, ignore_errors=True)
+        shared.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared)
     # The scheduler and the webhook worker run once, in this supervising process.
     background = Background(service, tick_seconds=settings.tick_seconds, deliver_seconds=settings.deliver_seconds).start()
     try:
@@ -106,7 +115,10 @@ def _run_workers(settings: Settings, workers: int) -> None:
     binds it with protocol 0, so asyncio never sets TCP_NODELAY on the accepted connections and
     Nagle's algorithm adds ~40 ms to every kept-alive request (uvicorn issue #3149; measured by
     benchmarks/http.py)."""
-    config = uvicorn.Config("perkflow.app:api_factory", factory=True, workers=workers, host=settings.host, port=settings.port, log_level="info")
+    config = uvicorn.Config(
+        "perkflow.app:api_factory", factory=True, workers=workers, host=settings.host, port=settings.port, log_level="info",
+        log_config=logs.config(settings.log_format),
+    )
     bound = config.bind_socket()
     sock = socket.socket(fileno=bound.detach())  # reads family and protocol back from the kernel
     sock.set_inheritable(True)

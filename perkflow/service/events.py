@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from perkflow import logs
 from perkflow.engine import (
     Decision,
     Event,
@@ -102,6 +103,8 @@ def _event_problems(errors: list[Any]) -> Problem:
 class EventService:
     def __init__(self, engine: Engine, versions: Versions, clock: Callable[[], datetime]) -> None:
         self.engine, self.versions, self.clock = engine, versions, clock
+        # Called with (raw event, result) after every post: the API's metrics count events here.
+        self.observers: list[Callable[[Any, Applied | Problem], None]] = []
 
     def post(
         self,
@@ -114,6 +117,23 @@ class EventService:
     ) -> Applied | Problem:
         """Apply one event. `audit` (actor, action, target, detail) is recorded in the same
         transaction when the event is applied, for events made on someone's behalf."""
+        named = logs.event_id.set(raw["id"] if isinstance(raw, dict) and isinstance(raw.get("id"), str) else "")
+        try:
+            result = self._post(raw, dry_run, stores, source, audit)
+            for observe in self.observers:
+                observe(raw, result)
+        finally:
+            logs.event_id.reset(named)
+        return result
+
+    def _post(
+        self,
+        raw: Any,
+        dry_run: bool,
+        stores: frozenset[str] | None,
+        source: str,
+        audit: tuple[str, str, str, dict[str, Any]] | None,
+    ) -> Applied | Problem:
         if not isinstance(raw, dict):
             return invalid("an event is a JSON object", [FieldError("", "wrong_type", "send a JSON object")], code="wrong_type")
         if (bad := unstorable(raw)) is not None:

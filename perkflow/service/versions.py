@@ -21,6 +21,8 @@ from perkflow.storage import tables as t
 from .audit import record
 from .problems import FieldError, Problem, conflict, forbidden, invalid, not_found
 
+_INT32, _INT64 = 2**31 - 1, 2**63 - 1  # the ranges of the number and id columns
+
 
 @dataclass(frozen=True)
 class Version:
@@ -115,8 +117,12 @@ class Versions:
         query = select(t.scheme_versions)
         text = ref.removeprefix("v:")
         if text.isdigit():
+            if int(text) > _INT32:  # past the column's range (PostgreSQL would refuse to compare)
+                return not_found("version", ref)
             query = query.where(t.scheme_versions.c.number == int(text))
         elif ref.startswith("id:") and ref[3:].isdigit():
+            if int(ref[3:]) > _INT64:
+                return not_found("version", ref)
             query = query.where(t.scheme_versions.c.id == int(ref[3:]))
         else:
             query = query.where(t.scheme_versions.c.hash == ref).order_by(t.scheme_versions.c.id.desc())

@@ -48,11 +48,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(tmp: Path, *args: str) -> Iterator[Server]:
+def _start(tmp: Path, *args: str, **variables: str) -> Iterator[Server]:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PERKFLOW_")} | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERKFLOW_", "PROMETHEUS_"))} | {
         "PERKFLOW_DATA_DIR": str(tmp / "data"),
         "PYTHONUNBUFFERED": "1",
+        **variables,
     }
     out, err = tmp / "stdout.txt", tmp / "stderr.txt"
     with out.open("wb") as stdout, err.open("wb") as stderr:
@@ -130,3 +131,19 @@ def test_several_workers_need_api_only():
     result = CliRunner().invoke(cli, ["serve", "--workers", "2"])
     assert result.exit_code == 2
     assert "--api-only" in result.output
+
+
+def test_with_several_workers_metrics_count_every_workers_requests(tmp_path: Path):
+    token = "metrics-token-0123456789"
+    for server in _start(tmp_path, "--demo", "--api-only", "--workers", "2", PERKFLOW_METRICS_TOKEN=token):
+        headers = {"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"}
+        for n in range(6):  # a new connection each: the workers share them out
+            request = urllib.request.Request(f"{server.url}/api/v1/members/w{n}", data=b"{}", headers=headers, method="PUT")
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                assert answer.status == 201
+        line = 'perkflow_http_request_duration_seconds_count{method="PUT",route="/api/v1/members/{member_id}",status="201"} 6.0'
+        for _ in range(4):  # whichever worker answers the scrape
+            scrape = urllib.request.Request(f"{server.url}/metrics", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(scrape, timeout=10) as answer:
+                assert line in answer.read().decode()
+        assert list(tmp_path.glob("data/demo-*/metrics/histogram_*.db"))  # the workers count into shared files

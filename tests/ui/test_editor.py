@@ -137,7 +137,9 @@ async def test_support_finds_a_member_reads_the_trace_and_adjusts_with_a_reason(
         result = svc.events.post({"id": f"p{number}", "type": "purchase", "member_id": "m-42", "occurred_at": f"2026-11-20T1{number}:00:00+08:00", "attributes": {"amount": amount}})
         assert not isinstance(result, Problem), result
     await sign_in(user, "support")
-    await user.open("/members?q=13800138000")
+    await user.open("/members")
+    await fill(user, "member-query", "13800138000")
+    await click(user, "member-search")
     await user.should_see(marker="member-link")
     await user.open("/members/m-42")
     await user.should_see(marker="member-balances")
