@@ -212,6 +212,32 @@ class MemberOut(Reply):
     merged_into: str | None = None
 
 
+class NeedOut(BaseModel):
+    """What a member still lacks for one tier, reward or coupon."""
+
+    kind: str = Field(description="tier (an upgrade), tier_keep (保级 at the next review), reward, or coupon")
+    id: str = Field(description="The tier id, the reward id, or the coupon's id")
+    name: dict[str, str] = Field(description="Its name per language (en, zh-CN)")
+    unit: str = Field(description="What is counted: a balance or a counter; money (minor units) for a coupon's minimum spend")
+    have: int = Field(description="What the member has now (for a coupon: the order_amount asked about, else 0)")
+    need: int = Field(description="What is needed: the tier's threshold or retain value, the reward's cost, the coupon's minimum spend")
+    lacking: int = Field(description="need - have, at least 0")
+    met: bool
+    reason: str | None = Field(None, description="For a reward that cannot be had however much is earned: out_of_stock, limit_reached")
+    until: str | None = Field(None, description="tier_keep: the review date; coupon: when it stops being valid (excluded)")
+    text: dict[str, str] = Field(description="The sentence per language: '120 more growth to Gold', '再获得 120 成长值即可升级为金卡'")
+
+
+class ProgressOut(BaseModel):
+    """What a member still needs ("what do I still need"), as of the server's time."""
+
+    id: str
+    as_of: str = Field(description="The instant the figures are for, in the scheme's timezone")
+    tier: str | None = None
+    order_amount: int | None = Field(None, description="The order amount asked about, when given")
+    items: list[NeedOut] = Field(description="Tiers above the member's, the current tier's review, each reward, each usable coupon")
+
+
 class MemberRef(BaseModel):
     id: str
 
