@@ -442,6 +442,25 @@ class _Work:
         coupons = self.coupons if self.coupons is not None else self.state.coupons
         return sum(1 for c in coupons if c.policy == policy_id and not c.voided)
 
+    def earned_in_period(self, balance: str, per: str) -> int:
+        """Units earned in the balance in the current period, for its earning cap."""
+        caps = self.caps if self.caps is not None else self.state.caps
+        period, units = caps.get(f"earn:{balance}|{per}", ("", 0))
+        return units if period == period_key(self.day, per) else 0
+
+    def count_earning(self, balance: str, amount: int) -> None:
+        cap = self.program.limited[balance].earn_cap
+        if cap is None or amount <= 0:
+            return
+        if self.caps is None:
+            self.caps = dict(self.state.caps)
+        self.caps[f"earn:{balance}|{cap.per}"] = (period_key(self.day, cap.per), self.earned_in_period(balance, cap.per) + amount)
+
+    def holding(self, balance: str) -> int:
+        """The balance, pending units included, less its debt."""
+        debts = self.debts if self.debts is not None else self.state.debts
+        return sum(map(_AMOUNT, self.lots.get(balance, ()))) - debts.get(balance, 0)
+
     def cap_key(self, rule: str, per: str) -> tuple[str, str]:
         return f"{rule}|{per}", period_key(self.day, per)
 
@@ -627,6 +646,9 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         _check_reward(program, work, event)
     elif event.type == "adjustment":
         _adjust(program, work, event)
+    paid = event.attributes.get("points_paid") if event.type == "purchase" else None
+    if paid:
+        _check_payment(program, work, event, paid)
 
     # 2. counters include the event
     today = work.day.toordinal() - EPOCH_ORDINAL
@@ -658,6 +680,9 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         _redeem_coupons(program, work, event)
     if event.type == "reward_redemption":
         _redeem_reward(program, work, event)
+    if paid:
+        assert program.payer is not None
+        work.spend(program.payer, paid, None)
 
     # 4. rules
     _run_rules(program, work, event, data)
@@ -773,12 +798,17 @@ def _run_actions(
 ) -> None:
     """Check every action of a rule first, then apply them all: a rule fires whole or not at all."""
     amounts = _amounts(actions, data, "")
+    clipped = _clip(program, work, actions, amounts, rule) if program.limited else None
     _check_actions(program, work, actions, amounts, data, campaign_budget, {}, {})
+    if clipped and work.tracing:
+        work.trace.extend(clipped)
     for action, amount in zip(actions, amounts, strict=True):
         kind = action.kind
         if kind == "award":
             assert action.balance is not None
             work.earn(action.balance, action.part, amount, rule)
+            if action.balance in program.limited:
+                work.count_earning(action.balance, amount)
             if campaign_budget is not None and action.balance == campaign_budget[1]:
                 work.use_budget(f"campaign:{campaign_budget[0]}", amount)
         elif kind == "deduct":
@@ -799,6 +829,41 @@ def _run_actions(
             work.set_tag(action.target, kind == "tag", rule)
         elif kind == "notify":
             work.effects.append(Effect("notify", rule, template=action.target, channel=action.channel))
+
+
+def _clip(program: Program, work: _Work, actions: tuple[CompiledAction, ...], amounts: list[int], rule: str | None) -> list[RuleTrace]:
+    """Cut the awards of a limited balance to its earning cap and its maximum, in place; a trace
+    line for each cut. On a money balance a cut refuses the event: paid money is never dropped."""
+    lines: list[RuleTrace] = []
+    added: dict[str, int] = {}
+    for i, action in enumerate(actions):
+        balance = action.balance
+        if action.kind != "award" or balance not in program.limited:
+            continue
+        assert balance is not None
+        limits = program.limited[balance]
+        wanted = amounts[i]
+        amount, reason, detail = wanted, "", ""
+        so_far = added.get(balance, 0)
+        if limits.earn_cap is not None:
+            cap = limits.earn_cap
+            earned = work.earned_in_period(balance, cap.per) + so_far
+            if amount > cap.limit - earned:
+                amount = max(cap.limit - earned, 0)
+                reason, detail = "earn_cap", f"{earned} of {cap.limit} {balance} already earned this {cap.per}"
+        if limits.max_balance is not None:
+            holding = work.holding(balance) + so_far
+            if amount > limits.max_balance - holding:
+                amount = max(limits.max_balance - holding, 0)
+                reason, detail = "max_balance", f"{balance} is {holding} of at most {limits.max_balance}"
+        if amount == wanted:
+            continue
+        if program.balances[balance].unit == "money":
+            raise _Refuse("above_max_balance" if reason == "max_balance" else "earn_cap_reached", f"{wanted} {balance} cannot be added: {detail}")
+        amounts[i] = amount
+        added[balance] = so_far + amount
+        lines.append(RuleTrace(rule or "", "clipped", reason, detail=f"{balance} award of {wanted} cut to {amount}: {detail}"))
+    return lines
 
 
 def _amounts(actions: tuple[CompiledAction, ...], data: Mapping[str, Any], prefix: str) -> list[int]:
@@ -946,6 +1011,9 @@ def _adjust(program: Program, work: _Work, event: Event) -> None:
     if not event.attributes["reason"].strip():
         raise _Refuse("missing_reason", "an adjustment needs a reason", "/attributes/reason")
     if amount > 0:
+        most = config.limits.max_balance
+        if most is not None and work.holding(balance) + amount > most:
+            raise _Refuse("above_max_balance", f"{balance} is {work.holding(balance)}; it may hold at most {most}", "/attributes/amount")
         part = config.parts[0] if config.parts else None
         work.earn(balance, part, amount, None, kind="adjust")
     else:
@@ -953,6 +1021,38 @@ def _adjust(program: Program, work: _Work, event: Event) -> None:
         if -amount > have and not config.allow_negative:
             raise _Refuse("insufficient_balance", f"{balance} is {have}; it cannot go below zero", "/attributes/amount")
         work.spend(balance, -amount, None, kind="adjust")
+
+
+def _check_payment(program: Program, work: _Work, event: Event, units: int) -> None:
+    """Points paying part of a purchase: within the paying balance's limits, or the event is refused."""
+    pointer = "/attributes/points_paid"
+    balance = program.payer
+    if balance is None:
+        raise _Refuse("points_not_accepted", "no balance of this scheme pays orders (order_payment)", pointer)
+    if units < 0:
+        raise _Refuse("negative_amount", "points_paid cannot be negative", pointer)
+    config = program.balances[balance]
+    payment = config.order_payment
+    assert payment is not None
+    least = config.limits.min_redemption
+    if least is not None and units < least:
+        raise _Refuse("below_min_redemption", f"at least {least} {balance} are spent at once, not {units}", pointer)
+    if payment.max_units is not None and units > payment.max_units:
+        raise _Refuse("order_payment_limit", f"at most {payment.max_units} {balance} may pay one order, not {units}", pointer)
+    if payment.max_share is not None:
+        assert config.value is not None
+        worth = units * config.value
+        order = event.attributes.get("order_amount") or event.attributes["amount"] + worth
+        if worth > payment.max_share * order:
+            most = int((payment.max_share * order / config.value).to_integral_value(rounding=ROUND_FLOOR))
+            raise _Refuse(
+                "order_payment_limit",
+                f"{balance} may pay at most {format((payment.max_share * 100).normalize(), 'f')}% of an order of {order}: {most} {balance}, not {units}",
+                pointer,
+            )
+    have = work.available(balance)
+    if units > have:
+        raise _Refuse("insufficient_balance", f"{balance} is {have}; the order wants {units}", pointer)
 
 
 def _check_reward(program: Program, work: _Work, event: Event) -> None:

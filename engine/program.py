@@ -29,6 +29,7 @@ from perkflow.rules.models import (
     EventType,
     GrantReward,
     IssueCoupon,
+    Limits,
     Notify,
     RemoveTag,
     Rule,
@@ -108,6 +109,11 @@ class Program:
         self.event_types: dict[str, EventType] = event_types(scheme)
         self.balances: dict[str, Balance] = dict(scheme.balances)
         self.late_event_limit = duration_delta(scheme.late_event_limit)
+        # Balances whose awards may be cut (an earning cap or a maximum), looked up on each award.
+        self.limited: dict[str, Limits] = {
+            name: b.limits for name, b in scheme.balances.items() if b.limits.earn_cap is not None or b.limits.max_balance is not None
+        }
+        self.payer: str | None = next((name for name, b in scheme.balances.items() if b.order_payment is not None), None)
         self.levels: tuple[TierLevel, ...] = tuple(scheme.tiers.levels) if scheme.tiers else ()
         self.rank: dict[str, int] = {level.id: i for i, level in enumerate(self.levels)}
         self.thresholds: tuple[int, ...] = tuple(level.threshold for level in self.levels)  # strictly rising

@@ -106,7 +106,7 @@ class Replay:
             elif effect.kind == "reward_granted" and effect.reward:
                 self.rewards[effect.reward] += 1
         for line in decision.trace:
-            self.rules[line.rule][line.outcome if line.outcome == "fired" else f"skipped:{line.reason}"] += 1
+            self.rules[line.rule][line.outcome if line.outcome == "fired" else f"{line.outcome}:{line.reason}"] += 1
 
     # --- the report ----------------------------------------------------------------------------
 

@@ -22,6 +22,11 @@ BUILTIN_EVENT_TYPES: dict[str, EventType] = {
                 description="The order before coupons, in minor units; coupons' minimum spend is checked on it. Absent: amount.",
             ),
             "coupons": Attribute(type="str_list", required=False, description="Ids of coupons used on this order."),
+            "points_paid": Attribute(
+                type="int",
+                required=False,
+                description="Units of the balance that pays orders (its `order_payment`) spent on this order, within its limits.",
+            ),
         },
     ),
     "refund": EventType(

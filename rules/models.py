@@ -169,6 +169,43 @@ class Pending(Model):
     duration: Duration = Field(description="How long a new lot stays pending after the event that earned it.")
 
 
+class EarnCap(Model):
+    """The most a member may earn in a balance per period (成长值每日封顶)."""
+
+    limit: int = Field(ge=1, description="Units a member may earn per period; an award beyond it is cut to what is left, and the trace says so.")
+    per: Literal["day", "week", "month"] = Field(
+        "day", description="The period: a local calendar day, ISO week or month in the scheme's timezone."
+    )
+
+
+class OrderPayment(Model):
+    """Paying part of an order with a balance (积分抵现): a purchase's `points_paid` spends it."""
+
+    max_share: Dec | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="积分抵扣上限: at most this share of the order may be paid with the balance, valued at its `value` (0.5: half).",
+    )
+    max_units: int | None = Field(None, ge=1, description="At most this many units may pay one order.")
+
+
+class Limits(Model):
+    """Limits of a balance: what a member may earn, hold and spend."""
+
+    earn_cap: EarnCap | None = Field(None, description="The most a member may earn per day, week or month; absent: no cap.")
+    max_balance: int | None = Field(
+        None,
+        ge=1,
+        description="The most a member may hold, pending units included. An award beyond it is cut to what fits; on a money balance the event is refused instead, so paid money is never dropped.",
+    )
+    min_redemption: int | None = Field(
+        None,
+        ge=1,
+        description="The fewest units spent at once on an order or a reward (a reward may not cost less).",
+    )
+
+
 class Balance(Model):
     label: Text | None = None
     unit: Literal["count", "money"] = Field("count", description="count: points or growth; money: minor units.")
@@ -192,7 +229,12 @@ class Balance(Model):
         description="Send a points_expiring event this long before lots expire (7d); absent: no reminders.",
     )
     value: Dec | None = Field(
-        None, description="What one unit is worth in minor units of the currency, for liability reports."
+        None, description="What one unit is worth in minor units of the currency, for liability reports and paying orders."
+    )
+    limits: Limits = Field(default_factory=Limits, description="Earning caps, a maximum balance and a minimum redemption.")
+    order_payment: OrderPayment | None = Field(
+        None,
+        description="Whether this balance pays part of an order: a purchase's `points_paid` spends it, within these limits. One balance at most.",
     )
 
     @model_validator(mode="after")
@@ -207,6 +249,11 @@ class Balance(Model):
                 raise ValueError("'spending' must name exactly the balance's parts")
         elif self.spending is not None:
             raise ValueError("'spending' only applies to a balance with parts")
+        if self.order_payment is not None:
+            if not self.spendable:
+                raise ValueError("a balance that is not spendable cannot pay orders")
+            if self.order_payment.max_share is not None and self.value is None:
+                raise ValueError("'order_payment.max_share' needs the balance's 'value' (what one unit is worth)")
         return self
 
 
@@ -618,6 +665,20 @@ class Scheme(Model):
         None, description="Whether the runtime sends an inactivity event, once per spell without a purchase."
     )
     governance: Governance = Field(default_factory=Governance)
+
+    @model_validator(mode="after")
+    def _limits_fit(self) -> Scheme:
+        paying = [name for name, balance in self.balances.items() if balance.order_payment is not None]
+        if len(paying) > 1:
+            raise ValueError(f"only one balance may pay orders ('order_payment'), not {', '.join(paying)}")
+        for reward_id, reward in self.rewards.items():
+            balance = self.balances.get(reward.cost.balance)
+            least = balance.limits.min_redemption if balance is not None else None
+            if least is not None and reward.cost.amount < least:
+                raise ValueError(
+                    f"reward '{reward_id}' costs {reward.cost.amount} {reward.cost.balance}, below its minimum redemption of {least}"
+                )
+        return self
 
     @field_validator("timezone")
     @classmethod

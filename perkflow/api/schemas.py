@@ -158,9 +158,11 @@ class EffectOut(Reply):
 
 class TraceOut(Reply):
     rule: str
-    outcome: Literal["fired", "skipped"]
+    outcome: Literal["fired", "skipped", "clipped"] = Field(
+        description="fired, skipped, or clipped: an award of the rule was cut by a balance's limit"
+    )
     reason: str | None = Field(
-        None, description="Why it was skipped: when_false, cap_reached, budget_exhausted, ..."
+        None, description="Why it was skipped: when_false, cap_reached, budget_exhausted, ...; or clipped: earn_cap, max_balance"
     )
     read: dict[str, Any] | None = Field(None, description="The values its condition read.")
     detail: str | None = None
