@@ -48,7 +48,7 @@ from .calendar import (
 from .coupons import validate_coupons
 from .events import Event
 from .program import CompiledAction, CompiledCounter, CompiledRule, Program
-from .state import CounterState, Coupon, Earning, Lot, MemberState
+from .state import UNTIL_EVENT, CounterState, Coupon, Earning, Lot, MemberState
 
 _FAR = datetime.max.replace(tzinfo=UTC)
 _ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
@@ -206,6 +206,11 @@ def _period_expiry(day: date, period: str, periods_after: int, tz: ZoneInfo) -> 
     return local_midnight(period_end_exclusive(day, period, periods_after), tz)
 
 
+def _activates_at(at: datetime, duration: str | None, tz: ZoneInfo) -> datetime:
+    """When a lot earned at `at` activates by itself; a lot pending only until an event never does."""
+    return add_duration(at, duration, tz) if duration is not None else UNTIL_EVENT
+
+
 class _Skip(Exception):
     """A rule cannot fire; carries the reason for the trace."""
 
@@ -301,7 +306,7 @@ class _Work:
             debts[balance] -= repaid
         units = amount - repaid
         expires_at = self._expiry(config.expiry.kind, balance)
-        available_at = add_duration(self.at, config.pending.duration, program.tz) if config.pending else None
+        available_at = _activates_at(self.at, config.pending.duration, program.tz) if config.pending else None
         lots_changed: tuple[tuple[str, int], ...] = ()
         if units > 0:
             lot = Lot(self.next_id(), balance, units, self.at, expires_at, part, available_at, self.event.id, rule)
@@ -599,6 +604,8 @@ def evaluate(
         _check_time(program, state, event)
         if event.type == "expiry":
             _expire(work)
+        elif event.type == "activation":
+            _activate(work, lambda lot: lot.available_at <= work.at)
         elif event.type == "tier_review":
             _review_tier(work)
         else:
@@ -619,7 +626,7 @@ def evaluate(
 
 
 def _check_time(program: Program, state: MemberState, event: Event) -> None:
-    if state.last_event_at is None or event.type in ("expiry", "tier_review"):
+    if state.last_event_at is None or event.type in ("expiry", "tier_review", "activation"):
         return
     limit = program.late_event_limit
     if event.occurred_at < state.last_event_at - limit:
@@ -683,6 +690,10 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
     if paid:
         assert program.payer is not None
         work.spend(program.payer, paid, None)
+    if event.type in program.activated_by:
+        original = event.attributes.get("original_event_id")
+        balances = program.activated_by[event.type]
+        _activate(work, lambda lot: lot.source == original and lot.balance in balances)
 
     # 4. rules
     _run_rules(program, work, event, data)
@@ -1165,6 +1176,20 @@ def _review_tier(work: _Work) -> None:
 # --- time ----------------------------------------------------------------------------------------
 
 
+def _activate(work: _Work, due: Callable[[Lot], bool]) -> None:
+    """Pending lots for which `due` holds become spendable: one `activate` effect per balance,
+    which moves no units (the balance already counted them)."""
+    for balance in list(work.lots):
+        lots = work.lots[balance]
+        ready = [lot for lot in lots if lot.available_at is not None and due(lot)]
+        if not ready:
+            continue
+        ids = {lot.id for lot in ready}
+        work.lots[balance] = [replace(lot, available_at=None) if lot.id in ids else lot for lot in lots]
+        work.owned.add(balance)
+        work.effects.append(Effect("activate", None, balance, None, 0, tuple((lot.id, lot.amount) for lot in ready)))
+
+
 def _expire(work: _Work) -> None:
     at = work.at
     for balance in list(work.lots):
@@ -1180,7 +1205,7 @@ def _expire(work: _Work) -> None:
         )
 
 
-_DUE_ORDER = {"expiry": 0, "tier_review": 1, "points_expiring": 2, "birthday": 3, "inactivity": 4, "campaign_end": 5, "campaign_start": 6}
+_DUE_ORDER = {"activation": -1, "expiry": 0, "tier_review": 1, "points_expiring": 2, "birthday": 3, "inactivity": 4, "campaign_end": 5, "campaign_start": 6}
 
 
 def _stamp(instant: datetime) -> str:
@@ -1215,6 +1240,10 @@ def due_events(program: Program, state: MemberState, until: datetime) -> list[Ev
             for lot in lots:
                 if lot.expires_at is not None and lot.expires_at <= until:
                     add(lot.expires_at, "expiry", f"expiry:{member}:{_stamp(lot.expires_at)}")
+    for balance in program.pending_balances:
+        for lot in state.lots.get(balance, ()):
+            if lot.available_at is not None and lot.available_at <= until:
+                add(lot.available_at, "activation", f"activation:{member}:{_stamp(lot.available_at)}")
     if state.tier_review_at is not None and state.tier_review_at <= until:
         add(state.tier_review_at, "tier_review", f"tier_review:{member}:{_stamp(state.tier_review_at)}")
 

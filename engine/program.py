@@ -113,6 +113,12 @@ class Program:
         self.limited: dict[str, Limits] = {
             name: b.limits for name, b in scheme.balances.items() if b.limits.earn_cap is not None or b.limits.max_balance is not None
         }
+        self.pending_balances: tuple[str, ...] = tuple(name for name, b in scheme.balances.items() if b.pending is not None)
+        # event type -> the balances whose pending lots it activates (order_completed)
+        self.activated_by: dict[str, frozenset[str]] = {}
+        for name, b in scheme.balances.items():
+            if b.pending is not None and b.pending.until_event is not None:
+                self.activated_by[b.pending.until_event] = self.activated_by.get(b.pending.until_event, frozenset()) | {name}
         self.payer: str | None = next((name for name, b in scheme.balances.items() if b.order_payment is not None), None)
         self.levels: tuple[TierLevel, ...] = tuple(scheme.tiers.levels) if scheme.tiers else ()
         self.rank: dict[str, int] = {level.id: i for i, level in enumerate(self.levels)}

@@ -36,6 +36,10 @@ BUILTIN_EVENT_TYPES: dict[str, EventType] = {
             "amount": Attribute(type="money", description="How much of it is refunded, in minor units."),
         },
     ),
+    "order_completed": EventType(
+        description="An order is complete (delivered, past its return window): the pending lots it earned activate.",
+        attributes={"original_event_id": Attribute(type="str", description="The id of the purchase completed.")},
+    ),
     "topup": EventType(
         description="Money put into a stored-value balance.",
         attributes={"amount": Attribute(type="money", description="What the member paid in, in minor units.")},
@@ -91,6 +95,7 @@ SYSTEM_EVENT_TYPES: dict[str, EventType] = {
         },
     ),
     "expiry": EventType(description="Lots reach their expiry date (produced by the runtime)."),
+    "activation": EventType(description="Pending lots reach the end of their pending time and can be spent (produced by the runtime)."),
     "tier_review": EventType(description="A member's tier is reviewed (produced by the runtime)."),
     "points_expiring": EventType(
         description="Lots of a balance will expire soon: sent `remind_before` ahead (produced by the runtime).",

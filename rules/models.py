@@ -164,9 +164,22 @@ class PartSpending(Model):
 
 
 class Pending(Model):
-    """New lots wait before they can be spent (积分冻结期)."""
+    """New lots wait before they can be spent (积分冻结期): for a duration, until a named event
+    about the purchase that earned them, or until whichever comes first."""
 
-    duration: Duration = Field(description="How long a new lot stays pending after the event that earned it.")
+    duration: Duration | None = Field(
+        None, description="How long a new lot stays pending after the event that earned it (14d)."
+    )
+    until_event: Name | None = Field(
+        None,
+        description="The event type that activates the lots a purchase earned, naming it in original_event_id (order_completed).",
+    )
+
+    @model_validator(mode="after")
+    def _some_end(self) -> Pending:
+        if self.duration is None and self.until_event is None:
+            raise ValueError("say how long lots stay pending: 'duration', 'until_event', or both")
+        return self
 
 
 class EarnCap(Model):
@@ -223,7 +236,9 @@ class Balance(Model):
         None, description="Named parts of a money balance, such as [principal, bonus]. Awards name their part."
     )
     spending: PartSpending | None = Field(None, description="How a spend draws on the parts.")
-    pending: Pending | None = None
+    pending: Pending | None = Field(
+        None, description="Whether new lots wait before they can be spent; shown with the date they activate."
+    )
     remind_before: Duration | None = Field(
         None,
         description="Send a points_expiring event this long before lots expire (7d); absent: no reminders.",
@@ -668,6 +683,13 @@ class Scheme(Model):
 
     @model_validator(mode="after")
     def _limits_fit(self) -> Scheme:
+        for name, balance in self.balances.items():
+            until = balance.pending.until_event if balance.pending is not None else None
+            declared = self.event_types.get(until) if until is not None else None
+            if until is not None and until != "order_completed" and (declared is None or "original_event_id" not in declared.attributes):
+                raise ValueError(
+                    f"balance '{name}' is pending until '{until}': declare that event type with an 'original_event_id' attribute (or use order_completed)"
+                )
         paying = [name for name, balance in self.balances.items() if balance.order_payment is not None]
         if len(paying) > 1:
             raise ValueError(f"only one balance may pay orders ('order_payment'), not {', '.join(paying)}")
