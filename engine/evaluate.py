@@ -653,6 +653,8 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         _check_reward(program, work, event)
     elif event.type == "adjustment":
         _adjust(program, work, event)
+    elif event.type == "coupon_claim":
+        _check_claim(program, work, event)
     paid = event.attributes.get("points_paid") if event.type == "purchase" else None
     if paid:
         _check_payment(program, work, event, paid)
@@ -690,6 +692,8 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
     if paid:
         assert program.payer is not None
         work.spend(program.payer, paid, None)
+    if event.type == "coupon_claim":
+        work.issue_coupon(event.attributes["policy"], 1, None)
     if event.type in program.activated_by:
         original = event.attributes.get("original_event_id")
         balances = program.activated_by[event.type]
@@ -1064,6 +1068,18 @@ def _check_payment(program: Program, work: _Work, event: Event, units: int) -> N
     have = work.available(balance)
     if units > have:
         raise _Refuse("insufficient_balance", f"{balance} is {have}; the order wants {units}", pointer)
+
+
+def _check_claim(program: Program, work: _Work, event: Event) -> None:
+    """A code claimed: the coupon it stands for is issued within the policy's cap and budget."""
+    policy_id = event.attributes["policy"]
+    policy = program.scheme.coupons.get(policy_id)
+    if policy is None or policy.codes is None:
+        raise _Refuse("unknown_coupon_policy", f"no coupon policy '{policy_id}' with codes in the scheme in force", "/attributes/policy")
+    if policy.per_member is not None and work.held(policy_id) >= policy.per_member:
+        raise _Refuse("member_cap_reached", f"a member may hold at most {policy.per_member} '{policy_id}' coupons", "/attributes/code")
+    if policy.budget is not None and work.remaining(f"coupon:{policy_id}", policy.budget) < 1:
+        raise _Refuse("budget_exhausted", f"coupon '{policy_id}' budget of {policy.budget} is used up", "/attributes/code")
 
 
 def _check_reward(program: Program, work: _Work, event: Event) -> None:

@@ -61,6 +61,13 @@ BUILTIN_EVENT_TYPES: dict[str, EventType] = {
             ),
         },
     ),
+    "coupon_claim": EventType(
+        description="A member claims a coupon by its code (领取; posted by POST /api/v1/coupon-codes/{code}/claim).",
+        attributes={
+            "code": Attribute(type="str", description="The code claimed."),
+            "policy": Attribute(type="str", description="The coupon policy the code stands for."),
+        },
+    ),
     "reward_redemption": EventType(
         description="A member spends a balance on a reward from the catalogue.",
         attributes={"reward": Attribute(type="str", description="The id of the reward.")},

@@ -562,6 +562,17 @@ class Stacking(Model):
     max_per_order: int = Field(1, ge=1, description="How many coupons of this policy one order may use.")
 
 
+class Codes(Model):
+    """Codes that stand for coupons of this policy (券码): generated in batches or imported, and
+    claimed by members (领取) within the policy's per-member cap and budget."""
+
+    prefix: str = Field("", pattern=r"^[A-Z0-9]{0,12}$", description="Letters and digits every generated code starts with (SPRING).")
+    length: int = Field(
+        10, ge=6, le=32, description="Random characters after the prefix, from 31 that cannot be mistaken for one another (no 0, O, 1, I, L)."
+    )
+    uses: int = Field(1, ge=1, description="How many members may claim one generated code: 1 single-use, more multi-use.")
+
+
 class CouponPolicy(Model):
     name: Text
     description: Text | None = None
@@ -571,6 +582,7 @@ class CouponPolicy(Model):
     budget: int | None = Field(None, ge=0, description="How many coupons may be issued in all.")
     per_member: int | None = Field(None, ge=1, description="How many one member may hold or have used in all.")
     stacking: Stacking = Field(default_factory=Stacking)
+    codes: Codes | None = Field(None, description="Whether coupons of this policy are also handed out as codes members claim.")
 
 
 class Cost(Model):

@@ -39,3 +39,16 @@ def test_the_http_benchmark_runs_and_prints_its_table():
     assert done.returncode == 0, done.stderr[-3000:]
     for heading in ("Perkflow HTTP benchmark", "SQLite, 1 worker", "SQLite, 2 workers", "events/s"):
         assert heading in done.stdout, f"{heading!r} missing from:\n{done.stdout[-3000:]}"
+
+
+CODES_SCRIPT = SCRIPT.parent / "codes.py"
+
+
+def test_the_coupon_code_benchmark_runs_and_prints_its_figures():
+    """benchmarks/codes.py --quick: codes drawn and stored on SQLite, collisions counted."""
+    done = subprocess.run(
+        [sys.executable, str(CODES_SCRIPT), "--quick"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for heading in ("Perkflow coupon-code benchmark", "codes/s", "collisions: 0"):
+        assert heading in done.stdout, f"{heading!r} missing from:\n{done.stdout[-3000:]}"

@@ -92,6 +92,50 @@ class CouponValidationIn(Request):
     at: AwareDatetime | None = Field(None, description="When the order is made; now when absent.")
 
 
+class CodeBatchIn(Request):
+    policy: Ident = Field(description="A coupon policy that declares `codes`; the codes follow its prefix, length and uses.")
+    count: int = Field(ge=1, le=1_000_000, description="How many codes, 1 to 1,000,000.")
+
+
+class CodeBatchOut(BaseModel):
+    batch: str
+    policy: str
+    count: int
+    codes: list[str] | None = Field(None, description="The codes, for a batch of at most 1,000.")
+
+
+class CodeImportIn(Request):
+    policy: Ident = Field(description="A coupon policy that declares `codes`.")
+    csv: str = Field(max_length=900_000, description="CSV text, one `code[,uses]` a line; a header line `code,uses` is allowed.")
+
+
+class CodeRefusal(BaseModel):
+    line: int
+    code: str
+    reason: str = Field(description="bad_code, bad_uses, duplicate_code or code_exists")
+    message: str
+
+
+class CodeImportOut(BaseModel):
+    batch: str | None
+    policy: str
+    imported: int
+    refused: list[CodeRefusal]
+
+
+class CodeOut(BaseModel):
+    code: str
+    policy: str
+    uses_left: int
+    max_uses: int
+
+
+class CodeClaimIn(Request):
+    member_id: Ident
+    store: str = Field("", max_length=200)
+    channel: str = Field("api", max_length=200)
+
+
 class CouponRedeemIn(Request):
     member_id: Ident | None = Field(None, description="When given, it must be the coupon's holder.")
     order_amount: Money = 0

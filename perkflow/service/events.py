@@ -111,9 +111,12 @@ class EventService:
         stores: frozenset[str] | None = None,
         source: str = "api",
         audit: tuple[str, str, str, dict[str, Any]] | None = None,
+        hold: Callable[[Connection], Problem | None] | None = None,
     ) -> Applied | Problem:
         """Apply one event. `audit` (actor, action, target, detail) is recorded in the same
-        transaction when the event is applied, for events made on someone's behalf."""
+        transaction when the event is applied, for events made on someone's behalf. `hold` runs in
+        that transaction before anything is written, when the event is to be applied: a claim the
+        event depends on (a coupon code's use); a Problem it returns refuses the event."""
         if not isinstance(raw, dict):
             return invalid("an event is a JSON object", [FieldError("", "wrong_type", "send a JSON object")], code="wrong_type")
         if (bad := unstorable(raw)) is not None:
@@ -132,12 +135,18 @@ class EventService:
                 [FieldError("/type", "system_event_type", "adjustments go through POST /api/v1/members/{id}/adjustments; expiry and tier reviews happen by themselves")],
                 code="system_event_type",
             )
+        if source == "api" and raw.get("type") == "coupon_claim":
+            return invalid(
+                "'coupon_claim' events are made by claiming a code",
+                [FieldError("/type", "system_event_type", "claim a code with POST /api/v1/coupon-codes/{code}/claim")],
+                code="system_event_type",
+            )
         if stores is not None and (not isinstance(raw.get("store"), str) or raw["store"] not in stores):
             return Problem(403, "store_not_allowed", "Not allowed", "this API key may only post events of its own stores")
         digest = body_hash(raw)
         for _ in range(3):
             try:
-                return self._post_once(raw, digest, occurred_at, now, dry_run, source, audit)
+                return self._post_once(raw, digest, occurred_at, now, dry_run, source, audit, hold)
             except IntegrityError:
                 # Another request created the same event or member first; the retry sees it.
                 continue
@@ -172,6 +181,7 @@ class EventService:
         dry_run: bool,
         source: str,
         audit: tuple[str, str, str, dict[str, Any]] | None,
+        hold: Callable[[Connection], Problem | None] | None = None,
     ) -> Applied | Problem:
         with self.engine.begin() as conn:
             stored = self._stored(conn, raw, digest)
@@ -211,6 +221,9 @@ class EventService:
             if dry_run:
                 conn.rollback()
                 return Applied(200, {**body, "dry_run": True})
+            if hold is not None and (refused := hold(conn)) is not None:
+                conn.rollback()
+                return refused
             self._store(conn, row["id"], state, decision, event, raw, digest, body, now, source)
             if audit is not None:
                 record(conn, now, *audit)
