@@ -653,7 +653,7 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         _check_reward(program, work, event)
     elif event.type == "adjustment":
         _adjust(program, work, event)
-    elif event.type == "coupon_claim":
+    elif event.type == "code_claim":
         _check_claim(program, work, event)
     paid = event.attributes.get("points_paid") if event.type == "purchase" else None
     if paid:
@@ -692,7 +692,7 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
     if paid:
         assert program.payer is not None
         work.spend(program.payer, paid, None)
-    if event.type == "coupon_claim":
+    if event.type == "code_claim":
         work.issue_coupon(event.attributes["policy"], 1, None)
     if event.type in program.activated_by:
         original = event.attributes.get("original_event_id")

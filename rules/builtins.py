@@ -61,7 +61,7 @@ BUILTIN_EVENT_TYPES: dict[str, EventType] = {
             ),
         },
     ),
-    "coupon_claim": EventType(
+    "code_claim": EventType(
         description="A member claims a coupon by its code (领取; posted by POST /api/v1/coupon-codes/{code}/claim).",
         attributes={
             "code": Attribute(type="str", description="The code claimed."),

@@ -1,7 +1,7 @@
 """Coupon codes (券码): generated in batches or imported from CSV, looked up, claimed by members.
 
 A code stands for one coupon policy that declares `codes`. Claiming it (领取) posts a
-`coupon_claim` event, so the engine issues the coupon within the policy's per-member cap and
+`code_claim` event, so the engine issues the coupon within the policy's per-member cap and
 budget, and the code's use is taken with a guarded update in the same transaction: a single-use
 code is claimed once, whatever the concurrency. Looking codes up (and claiming, which looks up) is
 rate-limited per API key and per client address, so nobody can enumerate them.
@@ -228,7 +228,7 @@ class CodeService:
 
         raw = {
             "id": f"claim:{normal}:{member_id}",
-            "type": "coupon_claim",
+            "type": "code_claim",
             "member_id": member_id,
             "occurred_at": self.clock().isoformat(),
             "store": store,

@@ -135,9 +135,9 @@ class EventService:
                 [FieldError("/type", "system_event_type", "adjustments go through POST /api/v1/members/{id}/adjustments; expiry and tier reviews happen by themselves")],
                 code="system_event_type",
             )
-        if source == "api" and raw.get("type") == "coupon_claim":
+        if source == "api" and raw.get("type") == "code_claim":
             return invalid(
-                "'coupon_claim' events are made by claiming a code",
+                "'code_claim' events are made by claiming a code",
                 [FieldError("/type", "system_event_type", "claim a code with POST /api/v1/coupon-codes/{code}/claim")],
                 code="system_event_type",
             )

@@ -99,9 +99,9 @@ def test_a_single_use_code_is_claimed_once_and_a_member_within_the_policys_cap(s
     assert service.members.get("m1")["coupons"][0]["policy"] == "spring"  # type: ignore[index]
 
 
-def test_coupon_claim_events_cannot_be_posted_around_the_code(service: Service):
+def test_code_claim_events_cannot_be_posted_around_the_code(service: Service):
     publish(service, SCHEME)
-    raw = {"id": "x1", "type": "coupon_claim", "member_id": "m1", "occurred_at": "2026-11-20T10:00:00+08:00",
+    raw = {"id": "x1", "type": "code_claim", "member_id": "m1", "occurred_at": "2026-11-20T10:00:00+08:00",
            "store": "", "channel": "api", "attributes": {"code": "ANY", "policy": "spring"}}
     refused = service.events.post(raw)
     assert isinstance(refused, Problem) and refused.code == "system_event_type"
