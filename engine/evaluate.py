@@ -144,6 +144,7 @@ class Decision:
     state: MemberState  # the member after the event (unchanged when rejected)
     budget_uses: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # budget key -> units used: coupon:<id>, reward:<id>, campaign:<id>
     rejection: Rejection | None = None
+    budget_limits: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # budget key -> its limit, for rows made on first use
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -250,6 +251,7 @@ class _Work:
     effects: list[Effect] = field(default_factory=list)
     trace: list[RuleTrace] = field(default_factory=list)
     budget_uses: dict[str, int] = field(default_factory=dict)
+    budget_limits: dict[str, int] = field(default_factory=dict)
     earned: list[tuple[str, str | None, int]] = field(default_factory=list)
     new_lots: list[str] = field(default_factory=list)
     seq: int = 0
@@ -422,8 +424,34 @@ class _Work:
     def remaining(self, key: str, limit: int) -> int:
         return limit - self.budgets.get(key, 0) - self.budget_uses.get(key, 0)
 
-    def use_budget(self, key: str, units: int) -> None:
+    def use_budget(self, key: str, units: int, limit: int | None = None) -> None:
         self.budget_uses[key] = self.budget_uses.get(key, 0) + units
+        if limit is not None:
+            self.budget_limits[key] = limit
+
+    def coupon_budgets(self, policy_id: str, count: int) -> list[tuple[str, int, int]]:
+        """The budgets `count` coupons of a policy use: (key, units, limit). The count budget's key
+        names its period (coupon:<id>@2026-11-23) and store (|<store>) when it has them."""
+        policy = self.program.scheme.coupons[policy_id]
+        out = []
+        if policy.budget is not None:
+            key = f"coupon:{policy_id}"
+            if policy.budget_per is not None:
+                key += "@" + period_key(self.day, policy.budget_per)
+            if policy.budget_by_store:
+                key += "|" + self.event.store
+            out.append((key, count, policy.budget))
+        if policy.money_budget is not None:
+            out.append((f"coupon_value:{policy_id}", count * policy.face_value(), policy.money_budget))
+        return out
+
+    def coupon_budget_short(self, policy_id: str, count: int) -> str | None:
+        """Why `count` more coupons of the policy would overspend a budget, or None."""
+        for key, units, limit in self.coupon_budgets(policy_id, count):
+            if units > self.remaining(key, limit):
+                left = max(self.remaining(key, limit), 0)
+                return f"coupon '{policy_id}' budget {key} has {left} of {limit} left, {units} needed"
+        return None
 
     def issue_coupon(self, policy_id: str, count: int, rule: str | None) -> None:
         policy = self.program.scheme.coupons[policy_id]
@@ -440,8 +468,8 @@ class _Work:
             coupon = Coupon(self.next_id("c"), policy_id, self.at, valid_from, valid_until, self.event.id, rule)
             self._coupons().append(coupon)
             self.effects.append(Effect("coupon_issued", rule, coupon=coupon.id, policy=policy_id, valid_until=valid_until))
-        if policy.budget is not None:
-            self.use_budget(f"coupon:{policy_id}", count)
+        for key, units, limit in self.coupon_budgets(policy_id, count):
+            self.use_budget(key, units, limit)
 
     def held(self, policy_id: str) -> int:
         coupons = self.coupons if self.coupons is not None else self.state.coupons
@@ -622,6 +650,8 @@ def evaluate(
         tuple(work.trace),
         work.freeze(),
         work.budget_uses,
+        None,
+        work.budget_limits,
     )
 
 
@@ -826,6 +856,9 @@ def _run_actions(
                 work.count_earning(action.balance, amount)
             if campaign_budget is not None and action.balance == campaign_budget[1]:
                 work.use_budget(f"campaign:{campaign_budget[0]}", amount)
+                liability = program.liability.get(campaign_budget[0])
+                if liability is not None:
+                    work.use_budget(f"campaign_value:{campaign_budget[0]}", _worth(amount, liability[1]), liability[0])
         elif kind == "deduct":
             assert action.balance is not None
             if amount:
@@ -881,6 +914,11 @@ def _clip(program: Program, work: _Work, actions: tuple[CompiledAction, ...], am
     return lines
 
 
+def _worth(units: int, value: Decimal) -> int:
+    """What awarded units are worth in minor units, rounded up: a liability cap is never passed by rounding."""
+    return int((units * value).to_integral_value(rounding=ROUND_CEILING))
+
+
 def _amounts(actions: tuple[CompiledAction, ...], data: Mapping[str, Any], prefix: str) -> list[int]:
     amounts: list[int] = []
     for action in actions:
@@ -915,6 +953,12 @@ def _check_actions(
             key = f"campaign:{campaign_budget[0]}"
             if amount > work.remaining(key, campaign_budget[2]):
                 raise _Skip("budget_exhausted", f"campaign budget has {max(work.remaining(key, campaign_budget[2]), 0)} left, the rule needs {amount}")
+            liability = program.liability.get(campaign_budget[0])
+            if liability is not None:
+                worth, cap = _worth(amount, liability[1]), liability[0]
+                if worth > work.remaining(f"campaign_value:{campaign_budget[0]}", cap):
+                    left = max(work.remaining(f"campaign_value:{campaign_budget[0]}", cap), 0)
+                    raise _Skip("budget_exhausted", f"campaign liability cap has {left} of {cap} left, the award is worth {worth}")
         elif action.kind == "deduct":
             assert action.balance is not None
             spending[action.balance] = spending.get(action.balance, 0) + amount
@@ -926,8 +970,8 @@ def _check_actions(
             policy = scheme.coupons[action.target]
             coupons_wanted[action.target] = coupons_wanted.get(action.target, 0) + action.count
             wanted = coupons_wanted[action.target]
-            if policy.budget is not None and wanted > work.remaining(f"coupon:{action.target}", policy.budget):
-                raise _Skip("budget_exhausted", f"coupon '{action.target}' budget of {policy.budget} is used up")
+            if (short := work.coupon_budget_short(action.target, wanted)) is not None:
+                raise _Skip("budget_exhausted", short)
             if policy.per_member is not None and work.held(action.target) + wanted > policy.per_member:
                 raise _Skip("member_cap_reached", f"the member already has {work.held(action.target)} of at most {policy.per_member} '{action.target}' coupons")
         elif action.kind == "grant_reward":
@@ -1078,8 +1122,8 @@ def _check_claim(program: Program, work: _Work, event: Event) -> None:
         raise _Refuse("unknown_coupon_policy", f"no coupon policy '{policy_id}' with codes in the scheme in force", "/attributes/policy")
     if policy.per_member is not None and work.held(policy_id) >= policy.per_member:
         raise _Refuse("member_cap_reached", f"a member may hold at most {policy.per_member} '{policy_id}' coupons", "/attributes/code")
-    if policy.budget is not None and work.remaining(f"coupon:{policy_id}", policy.budget) < 1:
-        raise _Refuse("budget_exhausted", f"coupon '{policy_id}' budget of {policy.budget} is used up", "/attributes/code")
+    if (short := work.coupon_budget_short(policy_id, 1)) is not None:
+        raise _Refuse("budget_exhausted", short, "/attributes/code")
 
 
 def _check_reward(program: Program, work: _Work, event: Event) -> None:

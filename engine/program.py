@@ -113,6 +113,14 @@ class Program:
         self.limited: dict[str, Limits] = {
             name: b.limits for name, b in scheme.balances.items() if b.limits.earn_cap is not None or b.limits.max_balance is not None
         }
+        # campaign id -> (liability cap, value of one unit) for campaigns that cap their liability
+        self.liability: dict[str, tuple[int, Decimal]] = {}
+        for campaign in scheme.campaigns:
+            budget = campaign.budget
+            if budget is not None and budget.liability is not None:
+                value = scheme.balances[budget.balance].value
+                assert value is not None  # the scheme's validator requires it
+                self.liability[campaign.id] = (budget.liability, value)
         self.pending_balances: tuple[str, ...] = tuple(name for name, b in scheme.balances.items() if b.pending is not None)
         # event type -> the balances whose pending lots it activates (order_completed)
         self.activated_by: dict[str, frozenset[str]] = {}

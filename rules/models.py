@@ -579,10 +579,37 @@ class CouponPolicy(Model):
     benefit: CouponBenefit
     min_spend: Money = Field(0, description="The order amount needed to use the coupon.")
     validity: Validity
-    budget: int | None = Field(None, ge=0, description="How many coupons may be issued in all.")
+    budget: int | None = Field(None, ge=0, description="How many coupons may be issued in all (or per period and store, below).")
+    budget_per: Literal["day", "week", "month"] | None = Field(
+        None, description="单天预算: the budget counts afresh each local day, ISO week or month in the scheme's timezone."
+    )
+    budget_by_store: bool = Field(
+        False, description="The budget counts separately for each store (the store of the event that issues the coupon)."
+    )
+    money_budget: Money | None = Field(
+        None,
+        description="The most face value the policy may give away in all, in minor units: an amount_off's amount, a free_item's value, a percent_off's max_off.",
+    )
     per_member: int | None = Field(None, ge=1, description="How many one member may hold or have used in all.")
     stacking: Stacking = Field(default_factory=Stacking)
     codes: Codes | None = Field(None, description="Whether coupons of this policy are also handed out as codes members claim.")
+
+    @model_validator(mode="after")
+    def _budgets_fit(self) -> CouponPolicy:
+        if (self.budget_per is not None or self.budget_by_store) and self.budget is None:
+            raise ValueError("'budget_per' and 'budget_by_store' shape the 'budget': give one")
+        if self.money_budget is not None and self.benefit.kind == "percent_off" and self.benefit.max_off is None:
+            raise ValueError("a money_budget on a percent_off coupon needs 'max_off', its face value")
+        return self
+
+    def face_value(self) -> int:
+        """What one coupon gives away at most, in minor units, for the money budget."""
+        benefit = self.benefit
+        if benefit.kind == "amount_off":
+            return benefit.amount
+        if benefit.kind == "free_item":
+            return benefit.value
+        return benefit.max_off or 0
 
 
 class Cost(Model):
@@ -610,6 +637,10 @@ class Audience(Model):
 class CampaignBudget(Model):
     balance: Name
     limit: int = Field(ge=0, description="The most the campaign's rules may award in this balance, in all.")
+    liability: Money | None = Field(
+        None,
+        description="A liability cap: the most value the campaign may issue, units × the balance's value, in minor units (rounded up per award).",
+    )
 
 
 class Campaign(Model):
@@ -695,6 +726,11 @@ class Scheme(Model):
 
     @model_validator(mode="after")
     def _limits_fit(self) -> Scheme:
+        for campaign in self.campaigns:
+            budget = campaign.budget
+            balance = self.balances.get(budget.balance) if budget is not None else None
+            if budget is not None and budget.liability is not None and (balance is None or balance.value is None):
+                raise ValueError(f"campaign '{campaign.id}' caps its liability: balance '{budget.balance}' needs a 'value'")
         for name, balance in self.balances.items():
             until = balance.pending.until_event if balance.pending is not None else None
             declared = self.event_types.get(until) if until is not None else None

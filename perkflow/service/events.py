@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from perkflow.engine import (
@@ -332,21 +334,25 @@ class EventService:
         limits = {r.key: r.limit for r in rows}
         for _ in range(BUDGET_RETRIES):
             decision = evaluate(program, state, event, used)
-            spent = self._claim(conn, decision.budget_uses)
+            spent = self._claim(conn, decision.budget_uses, decision.budget_limits, limits)
             if spent is None:
                 return decision
             # Someone else used it up since the snapshot: mark it spent and decide again.
-            used[spent] = limits.get(spent, 0)
-        return evaluate(program, state, event, {**used, **{k: limits.get(k, 0) for k in decision.budget_uses}})
+            used[spent] = limits.get(spent, decision.budget_limits.get(spent, 0))
+        return evaluate(program, state, event, {**used, **{k: limits.get(k, decision.budget_limits.get(k, 0)) for k in decision.budget_uses}})
 
     @staticmethod
-    def _claim(conn: Connection, uses: Mapping[str, int]) -> str | None:
+    def _claim(conn: Connection, uses: Mapping[str, int], new_limits: Mapping[str, int], known: Mapping[str, int]) -> str | None:
         """Claim every budget the decision uses; the key that could not be claimed, if any. Claims
-        made before a failed one are undone by the savepoint."""
+        made before a failed one are undone by the savepoint. A budget of a period or a store gets
+        its row when first used (`new_limits`); two workers making it at once make one."""
         if not uses:
             return None
         savepoint = conn.begin_nested()
         for key, units in sorted(uses.items()):
+            if key not in known and key in new_limits:
+                made = _insert_for(conn)(t.budgets).values(key=key, limit=new_limits[key], used=0)
+                conn.execute(made.on_conflict_do_nothing(index_elements=["key"]))
             claimed = conn.execute(
                 update(t.budgets)
                 .where(t.budgets.c.key == key, t.budgets.c.used + units <= t.budgets.c.limit)
@@ -370,6 +376,11 @@ class EventService:
             )
         )
         save_decision(conn, member_pk, before, decision, event.occurred_at, now)
+
+
+def _insert_for(conn: Connection) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING (SQLite and PostgreSQL)."""
+    return postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def member_row(conn: Connection, external_id: str, *, lock: bool = False) -> RowMapping | None:
