@@ -15,12 +15,12 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from perkflow.rules.models import CouponPolicy
 from perkflow.storage import tables as t
@@ -42,10 +42,9 @@ _TO_ALPHABET = bytes(ord(ALPHABET[b % len(ALPHABET)]) for b in range(248)) + byt
 _DROP = bytes(range(248, 256))
 
 
-def random_codes(count: int, length: int, prefix: str = "", avoid: Iterable[str] = ()) -> list[str]:
+def random_codes(count: int, length: int, prefix: str = "", avoid: Container[str] = frozenset()) -> list[str]:
     """`count` different codes of `prefix` and `length` characters drawn uniformly from ALPHABET
     by the operating system's cryptographic source (`secrets`), none of them in `avoid`."""
-    taken = set(avoid)
     codes: list[str] = []
     made: set[str] = set()
     while len(codes) < count:
@@ -54,12 +53,25 @@ def random_codes(count: int, length: int, prefix: str = "", avoid: Iterable[str]
         text = secrets.token_bytes(need * length * 33 // 32 + 64).translate(_TO_ALPHABET, _DROP).decode("ascii")
         for i in range(0, len(text) - length + 1, length):
             code = prefix + text[i : i + length]
-            if code not in made and code not in taken:
+            if code not in made and code not in avoid:
                 made.add(code)
                 codes.append(code)
                 if len(codes) == count:
                     break
     return codes
+
+
+def _insert_codes(conn: Connection, rows: list[tuple[str, str, str, int, datetime]]) -> None:
+    """Insert (code, policy, batch, max_uses, created_at) rows with the driver's executemany: the
+    statement's own parameter processing costs ten times the insert on a batch of a million."""
+    if not rows:
+        return
+    to_column = t.coupon_codes.c.created_at.type.bind_processor(conn.dialect)
+    created = to_column(rows[0][4]) if to_column is not None else rows[0][4]  # one instant per batch
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO coupon_codes (code, policy, batch, max_uses, uses, created_at) VALUES ({', '.join([mark] * 6)})"
+    for i in range(0, len(rows), _CHUNK):
+        conn.exec_driver_sql(sql, [(code, policy, batch, uses, 0, created) for code, policy, batch, uses, _ in rows[i : i + _CHUNK]])
 
 
 class RateLimiter:
@@ -132,24 +144,18 @@ class CodeService:
         assert policy.codes is not None
         batch, now = uuid.uuid4().hex[:16], self.clock()
         codes: list[str] = []
+        drawn: set[str] = set()
         with self.engine.begin() as conn:
             while len(codes) < count:
-                fresh = random_codes(min(_CHUNK, count - len(codes)), policy.codes.length, policy.codes.prefix, codes)
+                fresh = random_codes(min(_CHUNK, count - len(codes)), policy.codes.length, policy.codes.prefix, drawn)
                 stored = set(conn.execute(select(t.coupon_codes.c.code).where(t.coupon_codes.c.code.in_(fresh))).scalars())
                 fresh = [c for c in fresh if c not in stored]  # those already stored are drawn again
-                self._insert(conn, fresh, policy_id, batch, policy.codes.uses, now)
+                _insert_codes(conn, [(c, policy_id, batch, policy.codes.uses, now) for c in fresh])
                 codes += fresh
+                drawn.update(fresh)
             record(conn, now, actor, "coupon_codes_generated", policy_id, {"batch": batch, "count": count})
         out: dict[str, Any] = {"batch": batch, "policy": policy_id, "count": count}
         return out | ({"codes": codes} if count <= SHOWN else {})
-
-    @staticmethod
-    def _insert(conn: Connection, codes: list[str], policy: str, batch: str, uses: int, now: datetime) -> None:
-        if codes:
-            conn.execute(
-                insert(t.coupon_codes),
-                [{"code": c, "policy": policy, "batch": batch, "max_uses": uses, "uses": 0, "created_at": now} for c in codes],
-            )
 
     def import_csv(self, policy_id: Any, text: Any, *, actor: str) -> dict[str, Any] | Problem:
         """Codes from CSV lines `code[,uses]` (a header line `code,uses` is allowed). Each bad or
@@ -189,12 +195,7 @@ class CodeService:
             for code in listed:
                 if code in stored:
                     refused.append({"line": rows[code][0], "code": code, "reason": "code_exists", "message": "this code is already stored"})
-            for i in range(0, len(fresh), _CHUNK):
-                chunk = fresh[i : i + _CHUNK]
-                conn.execute(
-                    insert(t.coupon_codes),
-                    [{"code": c, "policy": policy_id, "batch": batch, "max_uses": rows[c][1], "uses": 0, "created_at": now} for c in chunk],
-                )
+            _insert_codes(conn, [(c, policy_id, batch, rows[c][1], now) for c in fresh])
             if fresh:
                 record(conn, now, actor, "coupon_codes_imported", policy_id, {"batch": batch, "count": len(fresh), "refused": len(refused)})
         return {"batch": batch if fresh else None, "policy": policy_id, "imported": len(fresh), "refused": sorted(refused, key=lambda r: r["line"])}

@@ -522,6 +522,8 @@ def shop_model() -> dict[str, Any]:
     refusals: list[tuple[str, str]] = []
     earned_on: Counter[tuple[str, date]] = Counter()
     cut: Counter[str] = Counter()
+    posters_by: Counter[str] = Counter()  # poster-20 coupons per member (at most 1)
+    posters_on: Counter[date] = Counter()  # and per local day (at most 3)
 
     def award(member: str, day: date, units: int) -> int:
         fits = min(units, max(DAILY_CAP - earned_on[(member, day)], 0), max(MOST_HELD - points[member], 0))
@@ -563,6 +565,15 @@ def shop_model() -> dict[str, Any]:
                 rules["referral-bonus"]["fired"] += 1
             else:
                 rules["referral-bonus"]["skipped:when_false"] += 1
+        elif kind == "code_claim":
+            day = local(event).date()
+            if posters_by[member] >= 1:  # the member's cap is checked before the day's budget
+                refusals.append((event["id"], "member_cap_reached"))
+            elif posters_on[day] >= 3:
+                refusals.append((event["id"], "budget_exhausted"))
+            else:
+                posters_by[member] += 1
+                posters_on[day] += 1
         elif kind == "reward_redemption":
             cost, stock = SHOP_REWARDS[a["reward"]]
             if stock is not None and granted[a["reward"]] >= stock:
@@ -583,6 +594,7 @@ def shop_model() -> dict[str, Any]:
         "granted": granted,
         "refusals": refusals,
         "cut": cut,
+        "posters": posters_on,
     }
 
 
@@ -655,3 +667,11 @@ def test_the_daily_cap_and_the_maximum_cut_a_companys_points_and_points_pay_with
     assert (counts["clipped:earn_cap"], counts["clipped:max_balance"]) == (4, 1)
     refused = {code for _, code in model["refusals"]}
     assert {"order_payment_limit", "below_min_redemption"} <= refused
+
+
+def test_poster_codes_are_claimed_three_a_day_and_one_per_member():
+    model = shop_model()
+    assert dict(model["posters"]) == {date(2026, 6, 10): 3, date(2026, 6, 11): 1}
+    assert report("shop")["totals"]["coupons"]["poster-20"]["issued"] == sum(model["posters"].values())
+    codes = [r["code"] for r in report("shop")["rejections"] if r["event_id"].startswith("app-")][-2:]
+    assert codes == ["budget_exhausted", "member_cap_reached"]
