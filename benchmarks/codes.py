@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/codes.py            # 1,000,000 codes
     .venv/bin/python benchmarks/codes.py --quick    # 20,000 (the smoke test)
-    .venv/bin/python benchmarks/codes.py --postgres postgresql+psycopg://...   # the stored batch on PostgreSQL too
+    .venv/bin/python benchmarks/codes.py --postgres postgresql+psycopg://...   # on PostgreSQL too (an empty database)
 
 Two figures, each from one run on this machine, printed and never asserted:
 1. drawing the codes (`random_codes`: `secrets` bytes mapped to 31 characters), median of 3 runs,
@@ -77,7 +77,7 @@ def stored(count: int, url: str, label: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="20,000 codes instead of 1,000,000")
-    parser.add_argument("--postgres", default="", help="also store the batch in this PostgreSQL database (its schema is used as is)")
+    parser.add_argument("--postgres", default="", help="also store the batch in this PostgreSQL database, which must be empty (migrated here)")
     args = parser.parse_args()
     count = 20_000 if args.quick else 1_000_000
     print("Perkflow coupon-code benchmark")
