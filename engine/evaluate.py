@@ -48,7 +48,7 @@ from .calendar import (
 from .coupons import validate_coupons
 from .events import Event
 from .program import CompiledAction, CompiledCounter, CompiledRule, Program
-from .state import CounterState, Coupon, Earning, Lot, MemberState
+from .state import UNTIL_EVENT, CounterState, Coupon, Earning, Lot, MemberState
 
 _FAR = datetime.max.replace(tzinfo=UTC)
 _ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
@@ -144,6 +144,7 @@ class Decision:
     state: MemberState  # the member after the event (unchanged when rejected)
     budget_uses: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # budget key -> units used: coupon:<id>, reward:<id>, campaign:<id>
     rejection: Rejection | None = None
+    budget_limits: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # budget key -> its limit, for rows made on first use
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -206,6 +207,11 @@ def _period_expiry(day: date, period: str, periods_after: int, tz: ZoneInfo) -> 
     return local_midnight(period_end_exclusive(day, period, periods_after), tz)
 
 
+def _activates_at(at: datetime, duration: str | None, tz: ZoneInfo) -> datetime:
+    """When a lot earned at `at` activates by itself; a lot pending only until an event never does."""
+    return add_duration(at, duration, tz) if duration is not None else UNTIL_EVENT
+
+
 class _Skip(Exception):
     """A rule cannot fire; carries the reason for the trace."""
 
@@ -245,6 +251,7 @@ class _Work:
     effects: list[Effect] = field(default_factory=list)
     trace: list[RuleTrace] = field(default_factory=list)
     budget_uses: dict[str, int] = field(default_factory=dict)
+    budget_limits: dict[str, int] = field(default_factory=dict)
     earned: list[tuple[str, str | None, int]] = field(default_factory=list)
     new_lots: list[str] = field(default_factory=list)
     seq: int = 0
@@ -301,7 +308,7 @@ class _Work:
             debts[balance] -= repaid
         units = amount - repaid
         expires_at = self._expiry(config.expiry.kind, balance)
-        available_at = add_duration(self.at, config.pending.duration, program.tz) if config.pending else None
+        available_at = _activates_at(self.at, config.pending.duration, program.tz) if config.pending else None
         lots_changed: tuple[tuple[str, int], ...] = ()
         if units > 0:
             lot = Lot(self.next_id(), balance, units, self.at, expires_at, part, available_at, self.event.id, rule)
@@ -417,8 +424,34 @@ class _Work:
     def remaining(self, key: str, limit: int) -> int:
         return limit - self.budgets.get(key, 0) - self.budget_uses.get(key, 0)
 
-    def use_budget(self, key: str, units: int) -> None:
+    def use_budget(self, key: str, units: int, limit: int | None = None) -> None:
         self.budget_uses[key] = self.budget_uses.get(key, 0) + units
+        if limit is not None:
+            self.budget_limits[key] = limit
+
+    def coupon_budgets(self, policy_id: str, count: int) -> list[tuple[str, int, int]]:
+        """The budgets `count` coupons of a policy use: (key, units, limit). The count budget's key
+        names its period (coupon:<id>@2026-11-23) and store (|<store>) when it has them."""
+        policy = self.program.scheme.coupons[policy_id]
+        out = []
+        if policy.budget is not None:
+            key = f"coupon:{policy_id}"
+            if policy.budget_per is not None:
+                key += "@" + period_key(self.day, policy.budget_per)
+            if policy.budget_by_store:
+                key += "|" + self.event.store
+            out.append((key, count, policy.budget))
+        if policy.money_budget is not None:
+            out.append((f"coupon_value:{policy_id}", count * policy.face_value(), policy.money_budget))
+        return out
+
+    def coupon_budget_short(self, policy_id: str, count: int) -> str | None:
+        """Why `count` more coupons of the policy would overspend a budget, or None."""
+        for key, units, limit in self.coupon_budgets(policy_id, count):
+            if units > self.remaining(key, limit):
+                left = max(self.remaining(key, limit), 0)
+                return f"coupon '{policy_id}' budget {key} has {left} of {limit} left, {units} needed"
+        return None
 
     def issue_coupon(self, policy_id: str, count: int, rule: str | None) -> None:
         policy = self.program.scheme.coupons[policy_id]
@@ -435,12 +468,31 @@ class _Work:
             coupon = Coupon(self.next_id("c"), policy_id, self.at, valid_from, valid_until, self.event.id, rule)
             self._coupons().append(coupon)
             self.effects.append(Effect("coupon_issued", rule, coupon=coupon.id, policy=policy_id, valid_until=valid_until))
-        if policy.budget is not None:
-            self.use_budget(f"coupon:{policy_id}", count)
+        for key, units, limit in self.coupon_budgets(policy_id, count):
+            self.use_budget(key, units, limit)
 
     def held(self, policy_id: str) -> int:
         coupons = self.coupons if self.coupons is not None else self.state.coupons
         return sum(1 for c in coupons if c.policy == policy_id and not c.voided)
+
+    def earned_in_period(self, balance: str, per: str) -> int:
+        """Units earned in the balance in the current period, for its earning cap."""
+        caps = self.caps if self.caps is not None else self.state.caps
+        period, units = caps.get(f"earn:{balance}|{per}", ("", 0))
+        return units if period == period_key(self.day, per) else 0
+
+    def count_earning(self, balance: str, amount: int) -> None:
+        cap = self.program.limited[balance].earn_cap
+        if cap is None or amount <= 0:
+            return
+        if self.caps is None:
+            self.caps = dict(self.state.caps)
+        self.caps[f"earn:{balance}|{cap.per}"] = (period_key(self.day, cap.per), self.earned_in_period(balance, cap.per) + amount)
+
+    def holding(self, balance: str) -> int:
+        """The balance, pending units included, less its debt."""
+        debts = self.debts if self.debts is not None else self.state.debts
+        return sum(map(_AMOUNT, self.lots.get(balance, ()))) - debts.get(balance, 0)
 
     def cap_key(self, rule: str, per: str) -> tuple[str, str]:
         return f"{rule}|{per}", period_key(self.day, per)
@@ -580,6 +632,8 @@ def evaluate(
         _check_time(program, state, event)
         if event.type == "expiry":
             _expire(work)
+        elif event.type == "activation":
+            _activate(work, lambda lot: lot.available_at <= work.at)
         elif event.type == "tier_review":
             _review_tier(work)
         else:
@@ -596,11 +650,13 @@ def evaluate(
         tuple(work.trace),
         work.freeze(),
         work.budget_uses,
+        None,
+        work.budget_limits,
     )
 
 
 def _check_time(program: Program, state: MemberState, event: Event) -> None:
-    if state.last_event_at is None or event.type in ("expiry", "tier_review"):
+    if state.last_event_at is None or event.type in ("expiry", "tier_review", "activation"):
         return
     limit = program.late_event_limit
     if event.occurred_at < state.last_event_at - limit:
@@ -627,6 +683,11 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         _check_reward(program, work, event)
     elif event.type == "adjustment":
         _adjust(program, work, event)
+    elif event.type == "code_claim":
+        _check_claim(program, work, event)
+    paid = event.attributes.get("points_paid") if event.type == "purchase" else None
+    if paid:
+        _check_payment(program, work, event, paid)
 
     # 2. counters include the event
     today = work.day.toordinal() - EPOCH_ORDINAL
@@ -658,6 +719,15 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         _redeem_coupons(program, work, event)
     if event.type == "reward_redemption":
         _redeem_reward(program, work, event)
+    if paid:
+        assert program.payer is not None
+        work.spend(program.payer, paid, None)
+    if event.type == "code_claim":
+        work.issue_coupon(event.attributes["policy"], 1, None)
+    if event.type in program.activated_by:
+        original = event.attributes.get("original_event_id")
+        balances = program.activated_by[event.type]
+        _activate(work, lambda lot: lot.source == original and lot.balance in balances)
 
     # 4. rules
     _run_rules(program, work, event, data)
@@ -773,14 +843,22 @@ def _run_actions(
 ) -> None:
     """Check every action of a rule first, then apply them all: a rule fires whole or not at all."""
     amounts = _amounts(actions, data, "")
+    clipped = _clip(program, work, actions, amounts, rule) if program.limited else None
     _check_actions(program, work, actions, amounts, data, campaign_budget, {}, {})
+    if clipped and work.tracing:
+        work.trace.extend(clipped)
     for action, amount in zip(actions, amounts, strict=True):
         kind = action.kind
         if kind == "award":
             assert action.balance is not None
             work.earn(action.balance, action.part, amount, rule)
+            if action.balance in program.limited:
+                work.count_earning(action.balance, amount)
             if campaign_budget is not None and action.balance == campaign_budget[1]:
                 work.use_budget(f"campaign:{campaign_budget[0]}", amount)
+                liability = program.liability.get(campaign_budget[0])
+                if liability is not None:
+                    work.use_budget(f"campaign_value:{campaign_budget[0]}", _worth(amount, liability[1]), liability[0])
         elif kind == "deduct":
             assert action.balance is not None
             if amount:
@@ -799,6 +877,46 @@ def _run_actions(
             work.set_tag(action.target, kind == "tag", rule)
         elif kind == "notify":
             work.effects.append(Effect("notify", rule, template=action.target, channel=action.channel))
+
+
+def _clip(program: Program, work: _Work, actions: tuple[CompiledAction, ...], amounts: list[int], rule: str | None) -> list[RuleTrace]:
+    """Cut the awards of a limited balance to its earning cap and its maximum, in place; a trace
+    line for each cut. On a money balance a cut refuses the event: paid money is never dropped."""
+    lines: list[RuleTrace] = []
+    added: dict[str, int] = {}
+    for i, action in enumerate(actions):
+        balance = action.balance
+        if action.kind != "award" or balance not in program.limited:
+            continue
+        assert balance is not None
+        limits = program.limited[balance]
+        wanted = amounts[i]
+        amount, reason, detail = wanted, "", ""
+        so_far = added.get(balance, 0)
+        if limits.earn_cap is not None:
+            cap = limits.earn_cap
+            earned = work.earned_in_period(balance, cap.per) + so_far
+            if amount > cap.limit - earned:
+                amount = max(cap.limit - earned, 0)
+                reason, detail = "earn_cap", f"{earned} of {cap.limit} {balance} already earned this {cap.per}"
+        if limits.max_balance is not None:
+            holding = work.holding(balance) + so_far
+            if amount > limits.max_balance - holding:
+                amount = max(limits.max_balance - holding, 0)
+                reason, detail = "max_balance", f"{balance} is {holding} of at most {limits.max_balance}"
+        if amount == wanted:
+            continue
+        if program.balances[balance].unit == "money":
+            raise _Refuse("above_max_balance" if reason == "max_balance" else "earn_cap_reached", f"{wanted} {balance} cannot be added: {detail}")
+        amounts[i] = amount
+        added[balance] = so_far + amount
+        lines.append(RuleTrace(rule or "", "clipped", reason, detail=f"{balance} award of {wanted} cut to {amount}: {detail}"))
+    return lines
+
+
+def _worth(units: int, value: Decimal) -> int:
+    """What awarded units are worth in minor units, rounded up: a liability cap is never passed by rounding."""
+    return int((units * value).to_integral_value(rounding=ROUND_CEILING))
 
 
 def _amounts(actions: tuple[CompiledAction, ...], data: Mapping[str, Any], prefix: str) -> list[int]:
@@ -835,6 +953,12 @@ def _check_actions(
             key = f"campaign:{campaign_budget[0]}"
             if amount > work.remaining(key, campaign_budget[2]):
                 raise _Skip("budget_exhausted", f"campaign budget has {max(work.remaining(key, campaign_budget[2]), 0)} left, the rule needs {amount}")
+            liability = program.liability.get(campaign_budget[0])
+            if liability is not None:
+                worth, cap = _worth(amount, liability[1]), liability[0]
+                if worth > work.remaining(f"campaign_value:{campaign_budget[0]}", cap):
+                    left = max(work.remaining(f"campaign_value:{campaign_budget[0]}", cap), 0)
+                    raise _Skip("budget_exhausted", f"campaign liability cap has {left} of {cap} left, the award is worth {worth}")
         elif action.kind == "deduct":
             assert action.balance is not None
             spending[action.balance] = spending.get(action.balance, 0) + amount
@@ -846,8 +970,8 @@ def _check_actions(
             policy = scheme.coupons[action.target]
             coupons_wanted[action.target] = coupons_wanted.get(action.target, 0) + action.count
             wanted = coupons_wanted[action.target]
-            if policy.budget is not None and wanted > work.remaining(f"coupon:{action.target}", policy.budget):
-                raise _Skip("budget_exhausted", f"coupon '{action.target}' budget of {policy.budget} is used up")
+            if (short := work.coupon_budget_short(action.target, wanted)) is not None:
+                raise _Skip("budget_exhausted", short)
             if policy.per_member is not None and work.held(action.target) + wanted > policy.per_member:
                 raise _Skip("member_cap_reached", f"the member already has {work.held(action.target)} of at most {policy.per_member} '{action.target}' coupons")
         elif action.kind == "grant_reward":
@@ -946,6 +1070,9 @@ def _adjust(program: Program, work: _Work, event: Event) -> None:
     if not event.attributes["reason"].strip():
         raise _Refuse("missing_reason", "an adjustment needs a reason", "/attributes/reason")
     if amount > 0:
+        most = config.limits.max_balance
+        if most is not None and work.holding(balance) + amount > most:
+            raise _Refuse("above_max_balance", f"{balance} is {work.holding(balance)}; it may hold at most {most}", "/attributes/amount")
         part = config.parts[0] if config.parts else None
         work.earn(balance, part, amount, None, kind="adjust")
     else:
@@ -953,6 +1080,50 @@ def _adjust(program: Program, work: _Work, event: Event) -> None:
         if -amount > have and not config.allow_negative:
             raise _Refuse("insufficient_balance", f"{balance} is {have}; it cannot go below zero", "/attributes/amount")
         work.spend(balance, -amount, None, kind="adjust")
+
+
+def _check_payment(program: Program, work: _Work, event: Event, units: int) -> None:
+    """Points paying part of a purchase: within the paying balance's limits, or the event is refused."""
+    pointer = "/attributes/points_paid"
+    balance = program.payer
+    if balance is None:
+        raise _Refuse("points_not_accepted", "no balance of this scheme pays orders (order_payment)", pointer)
+    if units < 0:
+        raise _Refuse("negative_amount", "points_paid cannot be negative", pointer)
+    config = program.balances[balance]
+    payment = config.order_payment
+    assert payment is not None
+    least = config.limits.min_redemption
+    if least is not None and units < least:
+        raise _Refuse("below_min_redemption", f"at least {least} {balance} are spent at once, not {units}", pointer)
+    if payment.max_units is not None and units > payment.max_units:
+        raise _Refuse("order_payment_limit", f"at most {payment.max_units} {balance} may pay one order, not {units}", pointer)
+    if payment.max_share is not None:
+        assert config.value is not None
+        worth = units * config.value
+        order = event.attributes.get("order_amount") or event.attributes["amount"] + worth
+        if worth > payment.max_share * order:
+            most = int((payment.max_share * order / config.value).to_integral_value(rounding=ROUND_FLOOR))
+            raise _Refuse(
+                "order_payment_limit",
+                f"{balance} may pay at most {format((payment.max_share * 100).normalize(), 'f')}% of an order of {order}: {most} {balance}, not {units}",
+                pointer,
+            )
+    have = work.available(balance)
+    if units > have:
+        raise _Refuse("insufficient_balance", f"{balance} is {have}; the order wants {units}", pointer)
+
+
+def _check_claim(program: Program, work: _Work, event: Event) -> None:
+    """A code claimed: the coupon it stands for is issued within the policy's cap and budget."""
+    policy_id = event.attributes["policy"]
+    policy = program.scheme.coupons.get(policy_id)
+    if policy is None or policy.codes is None:
+        raise _Refuse("unknown_coupon_policy", f"no coupon policy '{policy_id}' with codes in the scheme in force", "/attributes/policy")
+    if policy.per_member is not None and work.held(policy_id) >= policy.per_member:
+        raise _Refuse("member_cap_reached", f"a member may hold at most {policy.per_member} '{policy_id}' coupons", "/attributes/code")
+    if (short := work.coupon_budget_short(policy_id, 1)) is not None:
+        raise _Refuse("budget_exhausted", short, "/attributes/code")
 
 
 def _check_reward(program: Program, work: _Work, event: Event) -> None:
@@ -1065,6 +1236,20 @@ def _review_tier(work: _Work) -> None:
 # --- time ----------------------------------------------------------------------------------------
 
 
+def _activate(work: _Work, due: Callable[[Lot], bool]) -> None:
+    """Pending lots for which `due` holds become spendable: one `activate` effect per balance,
+    which moves no units (the balance already counted them)."""
+    for balance in list(work.lots):
+        lots = work.lots[balance]
+        ready = [lot for lot in lots if lot.available_at is not None and due(lot)]
+        if not ready:
+            continue
+        ids = {lot.id for lot in ready}
+        work.lots[balance] = [replace(lot, available_at=None) if lot.id in ids else lot for lot in lots]
+        work.owned.add(balance)
+        work.effects.append(Effect("activate", None, balance, None, 0, tuple((lot.id, lot.amount) for lot in ready)))
+
+
 def _expire(work: _Work) -> None:
     at = work.at
     for balance in list(work.lots):
@@ -1080,7 +1265,7 @@ def _expire(work: _Work) -> None:
         )
 
 
-_DUE_ORDER = {"expiry": 0, "tier_review": 1, "points_expiring": 2, "birthday": 3, "inactivity": 4, "campaign_end": 5, "campaign_start": 6}
+_DUE_ORDER = {"activation": -1, "expiry": 0, "tier_review": 1, "points_expiring": 2, "birthday": 3, "inactivity": 4, "campaign_end": 5, "campaign_start": 6}
 
 
 def _stamp(instant: datetime) -> str:
@@ -1115,6 +1300,10 @@ def due_events(program: Program, state: MemberState, until: datetime) -> list[Ev
             for lot in lots:
                 if lot.expires_at is not None and lot.expires_at <= until:
                     add(lot.expires_at, "expiry", f"expiry:{member}:{_stamp(lot.expires_at)}")
+    for balance in program.pending_balances:
+        for lot in state.lots.get(balance, ()):
+            if lot.available_at is not None and lot.available_at <= until:
+                add(lot.available_at, "activation", f"activation:{member}:{_stamp(lot.available_at)}")
     if state.tier_review_at is not None and state.tier_review_at <= until:
         add(state.tier_review_at, "tier_review", f"tier_review:{member}:{_stamp(state.tier_review_at)}")
 

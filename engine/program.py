@@ -29,6 +29,7 @@ from perkflow.rules.models import (
     EventType,
     GrantReward,
     IssueCoupon,
+    Limits,
     Notify,
     RemoveTag,
     Rule,
@@ -108,6 +109,25 @@ class Program:
         self.event_types: dict[str, EventType] = event_types(scheme)
         self.balances: dict[str, Balance] = dict(scheme.balances)
         self.late_event_limit = duration_delta(scheme.late_event_limit)
+        # Balances whose awards may be cut (an earning cap or a maximum), looked up on each award.
+        self.limited: dict[str, Limits] = {
+            name: b.limits for name, b in scheme.balances.items() if b.limits.earn_cap is not None or b.limits.max_balance is not None
+        }
+        # campaign id -> (liability cap, value of one unit) for campaigns that cap their liability
+        self.liability: dict[str, tuple[int, Decimal]] = {}
+        for campaign in scheme.campaigns:
+            budget = campaign.budget
+            if budget is not None and budget.liability is not None:
+                value = scheme.balances[budget.balance].value
+                assert value is not None  # the scheme's validator requires it
+                self.liability[campaign.id] = (budget.liability, value)
+        self.pending_balances: tuple[str, ...] = tuple(name for name, b in scheme.balances.items() if b.pending is not None)
+        # event type -> the balances whose pending lots it activates (order_completed)
+        self.activated_by: dict[str, frozenset[str]] = {}
+        for name, b in scheme.balances.items():
+            if b.pending is not None and b.pending.until_event is not None:
+                self.activated_by[b.pending.until_event] = self.activated_by.get(b.pending.until_event, frozenset()) | {name}
+        self.payer: str | None = next((name for name, b in scheme.balances.items() if b.order_payment is not None), None)
         self.levels: tuple[TierLevel, ...] = tuple(scheme.tiers.levels) if scheme.tiers else ()
         self.rank: dict[str, int] = {level.id: i for i, level in enumerate(self.levels)}
         self.thresholds: tuple[int, ...] = tuple(level.threshold for level in self.levels)  # strictly rising

@@ -17,7 +17,7 @@ from .calendar import EPOCH_ORDINAL
 from .evaluate import Decision, _counter_value, evaluate, next_due
 from .events import Event, parse_event
 from .program import Program
-from .state import CounterState, MemberState, new_member
+from .state import UNTIL_EVENT, CounterState, MemberState, new_member
 
 
 @dataclass
@@ -99,14 +99,17 @@ class Replay:
             self.budgets[key] = self.budgets.get(key, 0) + units
         for effect in decision.effects:
             if effect.balance is not None:
-                flow = {"earn": "issued", "spend": "redeemed", "expire": "expired", "clawback": "clawed_back", "adjust": "adjusted"}[effect.kind]
+                flow = {
+                    "earn": "issued", "spend": "redeemed", "expire": "expired", "clawback": "clawed_back", "adjust": "adjusted",
+                    "activate": "activated",
+                }[effect.kind]
                 self.flows[effect.balance][flow] += abs(effect.amount)
             elif effect.kind == "coupon_issued" and effect.policy:
                 self.coupons_issued[effect.policy] += 1
             elif effect.kind == "reward_granted" and effect.reward:
                 self.rewards[effect.reward] += 1
         for line in decision.trace:
-            self.rules[line.rule][line.outcome if line.outcome == "fired" else f"skipped:{line.reason}"] += 1
+            self.rules[line.rule][line.outcome if line.outcome == "fired" else f"{line.outcome}:{line.reason}"] += 1
 
     # --- the report ----------------------------------------------------------------------------
 
@@ -161,6 +164,16 @@ def _coupon_status(coupon: Any, at: datetime | None) -> str:
     return "active"
 
 
+def _pending(program: Program, balance: str, available_at: datetime | None) -> dict[str, str]:
+    """How a pending lot is shown: the instant it activates, or the event that activates it."""
+    if available_at is None:
+        return {}
+    if available_at == UNTIL_EVENT:
+        pending = program.balances[balance].pending
+        return {"pending_until": pending.until_event or "" if pending else ""}
+    return {"available_at": available_at.astimezone(program.tz).isoformat()}
+
+
 def member_view(program: Program, state: MemberState, at: datetime | None) -> dict[str, Any]:
     """A member's state as plain data: what `perkflow simulate` prints and expected.json holds."""
     today = (at.astimezone(program.tz).date().toordinal() - EPOCH_ORDINAL) if at else 0
@@ -181,7 +194,7 @@ def member_view(program: Program, state: MemberState, at: datetime | None) -> di
                     "earned_at": when(lot.earned_at),
                     "expires_at": when(lot.expires_at),
                     **({"part": lot.part} if lot.part else {}),
-                    **({"available_at": when(lot.available_at)} if lot.available_at else {}),
+                    **_pending(program, b, lot.available_at),
                 }
                 for lot in lots
             ]

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 from ._frozen import quick_init
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
+UNTIL_EVENT = datetime(9999, 1, 1, tzinfo=UTC)
+"""The `available_at` of a lot pending until an event (order_completed) with no duration: never by itself."""
 
 
 @quick_init
@@ -27,7 +29,7 @@ class Lot:
     earned_at: datetime
     expires_at: datetime | None = None  # excluded: the lot is gone at this instant
     part: str | None = None  # principal / bonus for stored value
-    available_at: datetime | None = None  # pending until this instant
+    available_at: datetime | None = None  # pending until this instant (UNTIL_EVENT: until the balance's event); None once active
     source: str = ""  # the event that earned it
     rule: str | None = None
 

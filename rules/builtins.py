@@ -22,6 +22,11 @@ BUILTIN_EVENT_TYPES: dict[str, EventType] = {
                 description="The order before coupons, in minor units; coupons' minimum spend is checked on it. Absent: amount.",
             ),
             "coupons": Attribute(type="str_list", required=False, description="Ids of coupons used on this order."),
+            "points_paid": Attribute(
+                type="int",
+                required=False,
+                description="Units of the balance that pays orders (its `order_payment`) spent on this order, within its limits.",
+            ),
         },
     ),
     "refund": EventType(
@@ -30,6 +35,10 @@ BUILTIN_EVENT_TYPES: dict[str, EventType] = {
             "original_event_id": Attribute(type="str", description="The id of the purchase or top-up refunded."),
             "amount": Attribute(type="money", description="How much of it is refunded, in minor units."),
         },
+    ),
+    "order_completed": EventType(
+        description="An order is complete (delivered, past its return window): the pending lots it earned activate.",
+        attributes={"original_event_id": Attribute(type="str", description="The id of the purchase completed.")},
     ),
     "topup": EventType(
         description="Money put into a stored-value balance.",
@@ -50,6 +59,13 @@ BUILTIN_EVENT_TYPES: dict[str, EventType] = {
                 required=False,
                 description="The order the coupon is used on, before coupons, in minor units; its minimum spend is checked on it.",
             ),
+        },
+    ),
+    "code_claim": EventType(
+        description="A member claims a coupon by its code (领取; posted by POST /api/v1/coupon-codes/{code}/claim).",
+        attributes={
+            "code": Attribute(type="str", description="The code claimed."),
+            "policy": Attribute(type="str", description="The coupon policy the code stands for."),
         },
     ),
     "reward_redemption": EventType(
@@ -90,6 +106,7 @@ SYSTEM_EVENT_TYPES: dict[str, EventType] = {
         },
     ),
     "expiry": EventType(description="Lots reach their expiry date (produced by the runtime)."),
+    "activation": EventType(description="Pending lots reach the end of their pending time and can be spent (produced by the runtime)."),
     "tier_review": EventType(description="A member's tier is reviewed (produced by the runtime)."),
     "points_expiring": EventType(
         description="Lots of a balance will expire soon: sent `remind_before` ahead (produced by the runtime).",

@@ -168,9 +168,59 @@ class PartSpending(Model):
 
 
 class Pending(Model):
-    """New lots wait before they can be spent (积分冻结期)."""
+    """New lots wait before they can be spent (积分冻结期): for a duration, until a named event
+    about the purchase that earned them, or until whichever comes first."""
 
-    duration: Duration = Field(description="How long a new lot stays pending after the event that earned it.")
+    duration: Duration | None = Field(
+        None, description="How long a new lot stays pending after the event that earned it (14d)."
+    )
+    until_event: Name | None = Field(
+        None,
+        description="The event type that activates the lots a purchase earned, naming it in original_event_id (order_completed).",
+    )
+
+    @model_validator(mode="after")
+    def _some_end(self) -> Pending:
+        if self.duration is None and self.until_event is None:
+            raise ValueError("say how long lots stay pending: 'duration', 'until_event', or both")
+        return self
+
+
+class EarnCap(Model):
+    """The most a member may earn in a balance per period (成长值每日封顶)."""
+
+    limit: int = Field(ge=1, description="Units a member may earn per period; an award beyond it is cut to what is left, and the trace says so.")
+    per: Literal["day", "week", "month"] = Field(
+        "day", description="The period: a local calendar day, ISO week or month in the scheme's timezone."
+    )
+
+
+class OrderPayment(Model):
+    """Paying part of an order with a balance (积分抵现): a purchase's `points_paid` spends it."""
+
+    max_share: Dec | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="积分抵扣上限: at most this share of the order may be paid with the balance, valued at its `value` (0.5: half).",
+    )
+    max_units: int | None = Field(None, ge=1, description="At most this many units may pay one order.")
+
+
+class Limits(Model):
+    """Limits of a balance: what a member may earn, hold and spend."""
+
+    earn_cap: EarnCap | None = Field(None, description="The most a member may earn per day, week or month; absent: no cap.")
+    max_balance: int | None = Field(
+        None,
+        ge=1,
+        description="The most a member may hold, pending units included. An award beyond it is cut to what fits; on a money balance the event is refused instead, so paid money is never dropped.",
+    )
+    min_redemption: int | None = Field(
+        None,
+        ge=1,
+        description="The fewest units spent at once on an order or a reward (a reward may not cost less).",
+    )
 
 
 class Balance(Model):
@@ -190,13 +240,20 @@ class Balance(Model):
         None, description="Named parts of a money balance, such as [principal, bonus]. Awards name their part."
     )
     spending: PartSpending | None = Field(None, description="How a spend draws on the parts.")
-    pending: Pending | None = None
+    pending: Pending | None = Field(
+        None, description="Whether new lots wait before they can be spent; shown with the date they activate."
+    )
     remind_before: Duration | None = Field(
         None,
         description="Send a points_expiring event this long before lots expire (7d); absent: no reminders.",
     )
     value: Dec | None = Field(
-        None, description="What one unit is worth in minor units of the currency, for liability reports."
+        None, description="What one unit is worth in minor units of the currency, for liability reports and paying orders."
+    )
+    limits: Limits = Field(default_factory=Limits, description="Earning caps, a maximum balance and a minimum redemption.")
+    order_payment: OrderPayment | None = Field(
+        None,
+        description="Whether this balance pays part of an order: a purchase's `points_paid` spends it, within these limits. One balance at most.",
     )
 
     @model_validator(mode="after")
@@ -211,6 +268,11 @@ class Balance(Model):
                 raise ValueError("'spending' must name exactly the balance's parts")
         elif self.spending is not None:
             raise ValueError("'spending' only applies to a balance with parts")
+        if self.order_payment is not None:
+            if not self.spendable:
+                raise ValueError("a balance that is not spendable cannot pay orders")
+            if self.order_payment.max_share is not None and self.value is None:
+                raise ValueError("'order_payment.max_share' needs the balance's 'value' (what one unit is worth)")
         return self
 
 
@@ -504,15 +566,54 @@ class Stacking(Model):
     max_per_order: int = Field(1, ge=1, description="How many coupons of this policy one order may use.")
 
 
+class Codes(Model):
+    """Codes that stand for coupons of this policy (券码): generated in batches or imported, and
+    claimed by members (领取) within the policy's per-member cap and budget."""
+
+    prefix: str = Field("", pattern=r"^[A-Z0-9]{0,12}$", description="Letters and digits every generated code starts with (SPRING).")
+    length: int = Field(
+        10, ge=6, le=32, description="Random characters after the prefix, from 31 that cannot be mistaken for one another (no 0, O, 1, I, L)."
+    )
+    uses: int = Field(1, ge=1, description="How many members may claim one generated code: 1 single-use, more multi-use.")
+
+
 class CouponPolicy(Model):
     name: Text
     description: Text | None = None
     benefit: CouponBenefit
     min_spend: Money = Field(0, description="The order amount needed to use the coupon.")
     validity: Validity
-    budget: int | None = Field(None, ge=0, description="How many coupons may be issued in all.")
+    budget: int | None = Field(None, ge=0, description="How many coupons may be issued in all (or per period and store, below).")
+    budget_per: Literal["day", "week", "month"] | None = Field(
+        None, description="单天预算: the budget counts afresh each local day, ISO week or month in the scheme's timezone."
+    )
+    budget_by_store: bool = Field(
+        False, description="The budget counts separately for each store (the store of the event that issues the coupon)."
+    )
+    money_budget: Money | None = Field(
+        None,
+        description="The most face value the policy may give away in all, in minor units: an amount_off's amount, a free_item's value, a percent_off's max_off.",
+    )
     per_member: int | None = Field(None, ge=1, description="How many one member may hold or have used in all.")
     stacking: Stacking = Field(default_factory=Stacking)
+    codes: Codes | None = Field(None, description="Whether coupons of this policy are also handed out as codes members claim.")
+
+    @model_validator(mode="after")
+    def _budgets_fit(self) -> CouponPolicy:
+        if (self.budget_per is not None or self.budget_by_store) and self.budget is None:
+            raise ValueError("'budget_per' and 'budget_by_store' shape the 'budget': give one")
+        if self.money_budget is not None and self.benefit.kind == "percent_off" and self.benefit.max_off is None:
+            raise ValueError("a money_budget on a percent_off coupon needs 'max_off', its face value")
+        return self
+
+    def face_value(self) -> int:
+        """What one coupon gives away at most, in minor units, for the money budget."""
+        benefit = self.benefit
+        if benefit.kind == "amount_off":
+            return benefit.amount
+        if benefit.kind == "free_item":
+            return benefit.value
+        return benefit.max_off or 0
 
 
 class Cost(Model):
@@ -540,6 +641,10 @@ class Audience(Model):
 class CampaignBudget(Model):
     balance: Name
     limit: int = Field(ge=0, description="The most the campaign's rules may award in this balance, in all.")
+    liability: Money | None = Field(
+        None,
+        description="A liability cap: the most value the campaign may issue, units × the balance's value, in minor units (rounded up per award).",
+    )
 
 
 class Campaign(Model):
@@ -622,6 +727,32 @@ class Scheme(Model):
         None, description="Whether the runtime sends an inactivity event, once per spell without a purchase."
     )
     governance: Governance = Field(default_factory=Governance)
+
+    @model_validator(mode="after")
+    def _limits_fit(self) -> Scheme:
+        for campaign in self.campaigns:
+            budget = campaign.budget
+            balance = self.balances.get(budget.balance) if budget is not None else None
+            if budget is not None and budget.liability is not None and (balance is None or balance.value is None):
+                raise ValueError(f"campaign '{campaign.id}' caps its liability: balance '{budget.balance}' needs a 'value'")
+        for name, balance in self.balances.items():
+            until = balance.pending.until_event if balance.pending is not None else None
+            declared = self.event_types.get(until) if until is not None else None
+            if until is not None and until != "order_completed" and (declared is None or "original_event_id" not in declared.attributes):
+                raise ValueError(
+                    f"balance '{name}' is pending until '{until}': declare that event type with an 'original_event_id' attribute (or use order_completed)"
+                )
+        paying = [name for name, balance in self.balances.items() if balance.order_payment is not None]
+        if len(paying) > 1:
+            raise ValueError(f"only one balance may pay orders ('order_payment'), not {', '.join(paying)}")
+        for reward_id, reward in self.rewards.items():
+            balance = self.balances.get(reward.cost.balance)
+            least = balance.limits.min_redemption if balance is not None else None
+            if least is not None and reward.cost.amount < least:
+                raise ValueError(
+                    f"reward '{reward_id}' costs {reward.cost.amount} {reward.cost.balance}, below its minimum redemption of {least}"
+                )
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -233,6 +233,18 @@ coupons = Table(
     Index(None, "policy"),
 )
 
+coupon_codes = Table(
+    "coupon_codes",
+    metadata,
+    Column("code", String(64), primary_key=True),  # unique across policies: a code names one coupon policy
+    Column("policy", String(64), nullable=False),
+    Column("batch", String(64), nullable=False),  # a generated batch or an import
+    Column("max_uses", BigInteger, nullable=False),  # 1: single-use
+    Column("uses", BigInteger, nullable=False, default=0),  # claims so far, never above max_uses
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "batch"),
+)
+
 budgets = Table(
     "budgets",
     metadata,

@@ -64,3 +64,16 @@ def test_the_metrics_benchmark_runs_and_prints_its_table():
     assert done.returncode == 0, done.stderr[-3000:]
     for line in ("Perkflow metrics cost per event", "count the event", "time the request", "added to one posted event"):
         assert line in done.stdout, f"{line!r} missing from:\n{done.stdout[-3000:]}"
+
+
+CODES_SCRIPT = SCRIPT.parent / "codes.py"
+
+
+def test_the_coupon_code_benchmark_runs_and_prints_its_figures():
+    """benchmarks/codes.py --quick: codes drawn and stored on SQLite, collisions counted."""
+    done = subprocess.run(
+        [sys.executable, str(CODES_SCRIPT), "--quick"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for heading in ("Perkflow coupon-code benchmark", "codes/s", "collisions: 0"):
+        assert heading in done.stdout, f"{heading!r} missing from:\n{done.stdout[-3000:]}"

@@ -6,7 +6,10 @@ some orders in full or in part, invite friends (one invites five friends in Marc
 cap pays for three), and spend points on vouchers. The limited ¥50 voucher (five in all) goes on
 sale at 10:00 on 20 May ("520"): a dozen members ask for it within a minute, five get it and the rest are
 refused. One member buys a TV, spends the points on vouchers and returns the TV: the points taken
-back become a debt that his later orders pay off.
+back become a debt that his later orders pay off. In June a company buys TVs for its offices: the
+daily earning cap and the maximum balance cut its points, and it pays orders with points within
+the limits (two attempts beyond them are refused). On 10 and 11 June five new members claim
+codes from the posters (three a day can be claimed, one per member).
 
 The stream is deterministic: a seeded `random.Random`, and the engine replayed as the stream is
 written, so the generator knows a member's points and coupons (coupon ids are `<event id>#c<n>`).
@@ -56,6 +59,34 @@ SMALL = [sku for sku, (_, price) in CATALOGUE.items() if price < 40000]
 DEBTOR = "nv-30007"  # buys a TV, spends the points, returns the TV
 ADVOCATE = "nv-30004"  # invites five friends in March
 ADVOCATE_FRIENDS = [f"nv-{30041 + n}" for n in range(5)]
+BULK = "nv-30063"  # a company that buys TVs for its offices in June
+TV = CATALOGUE["SMART-TV-55"][1]
+EARBUDS = CATALOGUE["EARBUDS"][1]
+TOWELS = CATALOGUE["TOWEL-SET"][1]
+POSTER = [f"nv-{30064 + n}" for n in range(5)]  # join in June and claim poster codes
+POSTER_CODES = [f"NOVA{''.join(random.Random(f'{SEED}:poster:{n}').choices('23456789ABCDEFGHJKMNPQRSTUVWXYZ', k=8))}" for n in range(6)]
+POSTER_STORY: list[tuple[datetime, str, str, dict[str, Any]]] = [
+    *[(datetime(2026, 6, 9, 20, n, tzinfo=TZ), member, "signup", {}) for n, member in enumerate(POSTER)],
+    # three claims on 10 June; the fourth that day is refused (budget_exhausted)
+    *[(datetime(2026, 6, 10, 9, n, tzinfo=TZ), POSTER[n], "code_claim", {"code": POSTER_CODES[n], "policy": "poster-20"}) for n in range(4)],
+    # the next day: one more, and a second code for a member who has one (member_cap_reached)
+    (datetime(2026, 6, 11, 9, 0, tzinfo=TZ), POSTER[3], "code_claim", {"code": POSTER_CODES[4], "policy": "poster-20"}),
+    (datetime(2026, 6, 11, 9, 1, tzinfo=TZ), POSTER[0], "code_claim", {"code": POSTER_CODES[5], "policy": "poster-20"}),
+]
+BULK_STORY: list[tuple[datetime, str, dict[str, Any]]] = [
+    (datetime(2026, 6, 1, 9, 30, tzinfo=TZ), "signup", {}),
+    (datetime(2026, 6, 2, 11, 0, tzinfo=TZ), "purchase", {"amount": 5 * TV}),  # 16,495 points: 10,000 a day
+    (datetime(2026, 6, 2, 15, 0, tzinfo=TZ), "purchase", {"amount": EARBUDS}),  # the day's cap is reached
+    (datetime(2026, 6, 3, 11, 0, tzinfo=TZ), "purchase", {"amount": 5 * TV}),
+    (datetime(2026, 6, 4, 11, 0, tzinfo=TZ), "purchase", {"amount": 4 * TV}),  # 30,000 held: the maximum
+    (datetime(2026, 6, 5, 11, 0, tzinfo=TZ), "purchase", {"amount": EARBUDS}),  # nothing fits
+    # points pay at most 5,000 an order: 6,000 is refused, 5,000 accepted
+    (datetime(2026, 6, 6, 11, 0, tzinfo=TZ), "purchase", {"amount": EARBUDS - 6000, "order_amount": EARBUDS, "points_paid": 6000}),
+    (datetime(2026, 6, 6, 11, 1, tzinfo=TZ), "purchase", {"amount": EARBUDS - 5000, "order_amount": EARBUDS, "points_paid": 5000}),
+    # at least 100 points at a time: 50 is refused; a fifth of the order is accepted
+    (datetime(2026, 6, 7, 11, 0, tzinfo=TZ), "purchase", {"amount": TOWELS - 50, "order_amount": TOWELS, "points_paid": 50}),
+    (datetime(2026, 6, 7, 11, 1, tzinfo=TZ), "purchase", {"amount": TOWELS - TOWELS // 5, "order_amount": TOWELS, "points_paid": TOWELS // 5}),
+]
 
 
 def clock(day: date, hour: float) -> datetime:
@@ -117,6 +148,10 @@ class Shop:
         debtor = self.members[DEBTOR]
         self.stream.later(datetime(2026, 5, 16, 21, 15, tzinfo=TZ), self.order, debtor, ["SMART-TV-55"])
         self.stream.later(FLASH_SALE, self.flash_sale)
+        for at, kind, attributes in BULK_STORY:
+            self.stream.later(at, self.bulk, kind, attributes)
+        for at, member_id, kind, attributes in POSTER_STORY:
+            self.stream.later(at, self.poster, member_id, kind, attributes)
 
     # --- what members do -----------------------------------------------------------------------
 
@@ -199,6 +234,12 @@ class Shop:
 
     def refund(self, at: datetime, member: dict[str, Any], purchase: dict[str, Any], amount: int) -> None:
         self.stream.emit("refund", member["id"], at, "shop", original_event_id=purchase["id"], amount=amount)
+
+    def poster(self, at: datetime, member_id: str, kind: str, attributes: dict[str, Any]) -> None:
+        self.stream.emit(kind, member_id, at, "app", **attributes)
+
+    def bulk(self, at: datetime, kind: str, attributes: dict[str, Any]) -> None:
+        self.stream.emit(kind, BULK, at, "web", **attributes)
 
     def referral(self, at: datetime, referrer: dict[str, Any], friend: dict[str, Any], amount: int) -> None:
         self.stream.emit(

@@ -18,7 +18,15 @@ from perkflow.service.core import Service
 from perkflow.service.problems import Problem
 from perkflow.settings import Settings
 
-from . import openapi, routes_coupons, routes_events, routes_members, routes_versions, routes_webhooks
+from . import (
+    openapi,
+    routes_codes,
+    routes_coupons,
+    routes_events,
+    routes_members,
+    routes_versions,
+    routes_webhooks,
+)
 from .bodies import service
 from .metrics import Metrics, RequestTimer, metrics_endpoint
 from .middleware import BodyLimit, RequestId
@@ -47,6 +55,7 @@ def create_api(svc: Service, settings: Settings) -> Starlette:
         *routes_events.routes,
         *routes_members.routes,
         *routes_coupons.routes,
+        *routes_codes.routes,
         *routes_versions.routes,
         *routes_webhooks.routes,
         *openapi.routes,

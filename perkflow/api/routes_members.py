@@ -1,4 +1,5 @@
-"""Members: create or update by external id, read, look up, page the ledger, adjust, merge; their\npersonal data masked, revealed for a reason, exported, erased (perkflow/service/subjects.py)."""
+"""Members: create or update by external id, read, look up, page the ledger, progress, adjust, merge;
+their personal data masked, revealed for a reason, exported, erased (perkflow/service/subjects.py)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,16 @@ async def get_ledger(request: Request) -> Response:
     )
 
 
+async def get_progress(request: Request) -> Response:
+    principal = await authorize(request, "members:read")
+    order_amount = query_int(request, "order_amount", None)
+    progress = service(request).members.progress
+    return await answer(
+        request,
+        partial(progress, request.path_params["member_id"], order_amount=order_amount, stores=principal.stores),
+    )
+
+
 async def post_adjustment(request: Request) -> Response:
     principal = await authorize(request, "members:write")
     body = await json_body(request)
@@ -128,6 +139,7 @@ routes = [
     Route("/members/{member_id}", put_member, methods=["PUT"]),
     Route("/members/{member_id}", get_member, methods=["GET"]),
     Route("/members/{member_id}/ledger", get_ledger, methods=["GET"]),
+    Route("/members/{member_id}/progress", get_progress, methods=["GET"]),
     Route("/members/{member_id}/adjustments", post_adjustment, methods=["POST"]),
     Route("/members/{member_id}/merge", post_merge, methods=["POST"]),
     Route("/members/{member_id}/profile", get_profile, methods=["GET"]),

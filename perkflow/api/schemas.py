@@ -116,6 +116,50 @@ class CouponValidationIn(Request):
     at: AwareDatetime | None = Field(None, description="When the order is made; now when absent.")
 
 
+class CodeBatchIn(Request):
+    policy: Ident = Field(description="A coupon policy that declares `codes`; the codes follow its prefix, length and uses.")
+    count: int = Field(ge=1, le=1_000_000, description="How many codes, 1 to 1,000,000.")
+
+
+class CodeBatchOut(BaseModel):
+    batch: str
+    policy: str
+    count: int
+    codes: list[str] | None = Field(None, description="The codes, for a batch of at most 1,000.")
+
+
+class CodeImportIn(Request):
+    policy: Ident = Field(description="A coupon policy that declares `codes`.")
+    csv: str = Field(max_length=900_000, description="CSV text, one `code[,uses]` a line; a header line `code,uses` is allowed.")
+
+
+class CodeRefusal(BaseModel):
+    line: int
+    code: str
+    reason: str = Field(description="bad_code, bad_uses, duplicate_code or code_exists")
+    message: str
+
+
+class CodeImportOut(BaseModel):
+    batch: str | None
+    policy: str
+    imported: int
+    refused: list[CodeRefusal]
+
+
+class CodeOut(BaseModel):
+    code: str
+    policy: str
+    uses_left: int
+    max_uses: int
+
+
+class CodeClaimIn(Request):
+    member_id: Ident
+    store: str = Field("", max_length=200)
+    channel: str = Field("api", max_length=200)
+
+
 class CouponRedeemIn(Request):
     member_id: Ident | None = Field(None, description="When given, it must be the coupon's holder.")
     order_amount: Money = 0
@@ -182,9 +226,11 @@ class EffectOut(Reply):
 
 class TraceOut(Reply):
     rule: str
-    outcome: Literal["fired", "skipped"]
+    outcome: Literal["fired", "skipped", "clipped"] = Field(
+        description="fired, skipped, or clipped: an award of the rule was cut by a balance's limit"
+    )
     reason: str | None = Field(
-        None, description="Why it was skipped: when_false, cap_reached, budget_exhausted, ..."
+        None, description="Why it was skipped: when_false, cap_reached, budget_exhausted, ...; or clipped: earn_cap, max_balance"
     )
     read: dict[str, Any] | None = Field(None, description="The values its condition read.")
     detail: str | None = None
@@ -267,6 +313,32 @@ class ErasedOut(BaseModel):
     id: str = Field(description="The pseudonym the member's ledger and decisions are now kept under.")
     erased: str = Field(description="The member id that was erased.")
     status: Literal["erased"]
+
+
+class NeedOut(BaseModel):
+    """What a member still lacks for one tier, reward or coupon."""
+
+    kind: str = Field(description="tier (an upgrade), tier_keep (保级 at the next review), reward, or coupon")
+    id: str = Field(description="The tier id, the reward id, or the coupon's id")
+    name: dict[str, str] = Field(description="Its name per language (en, zh-CN)")
+    unit: str = Field(description="What is counted: a balance or a counter; money (minor units) for a coupon's minimum spend")
+    have: int = Field(description="What the member has now (for a coupon: the order_amount asked about, else 0)")
+    need: int = Field(description="What is needed: the tier's threshold or retain value, the reward's cost, the coupon's minimum spend")
+    lacking: int = Field(description="need - have, at least 0")
+    met: bool
+    reason: str | None = Field(None, description="For a reward that cannot be had however much is earned: out_of_stock, limit_reached")
+    until: str | None = Field(None, description="tier_keep: the review date; coupon: when it stops being valid (excluded)")
+    text: dict[str, str] = Field(description="The sentence per language: '120 more growth to Gold', '再获得 120 成长值即可升级为金卡'")
+
+
+class ProgressOut(BaseModel):
+    """What a member still needs ("what do I still need"), as of the server's time."""
+
+    id: str
+    as_of: str = Field(description="The instant the figures are for, in the scheme's timezone")
+    tier: str | None = None
+    order_amount: int | None = Field(None, description="The order amount asked about, when given")
+    items: list[NeedOut] = Field(description="Tiers above the member's, the current tier's review, each reward, each usable coupon")
 
 
 class MemberRef(BaseModel):

@@ -12,6 +12,7 @@ from perkflow.storage import migrate
 from perkflow.storage.db import open_engine
 
 from .access import AccessService
+from .codes import CodeService
 from .coupons import CouponService, RewardService
 from .crypto import DataKeys, load_keys
 from .drafts import Drafts
@@ -41,6 +42,7 @@ class Service:
         self.staff = StaffService(engine, clock)
         self.drafts = Drafts(engine, self.versions, clock)
         self.coupons = CouponService(engine, self.versions, self.events, clock)
+        self.codes = CodeService(engine, self.versions, self.events, clock)
         self.rewards = RewardService(self.events, clock)
         self.idempotency = IdempotencyKeys(engine, clock)
         self.scheduler = Scheduler(engine, self.versions, self.events, clock)

@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from perkflow import logs
@@ -114,12 +116,15 @@ class EventService:
         stores: frozenset[str] | None = None,
         source: str = "api",
         audit: tuple[str, str, str, dict[str, Any]] | None = None,
+        hold: Callable[[Connection], Problem | None] | None = None,
     ) -> Applied | Problem:
         """Apply one event. `audit` (actor, action, target, detail) is recorded in the same
-        transaction when the event is applied, for events made on someone's behalf."""
+        transaction when the event is applied, for events made on someone's behalf. `hold` runs in
+        that transaction before anything is written, when the event is to be applied: a claim the
+        event depends on (a coupon code's use); a Problem it returns refuses the event."""
         named = logs.event_id.set(raw["id"] if isinstance(raw, dict) and isinstance(raw.get("id"), str) else "")
         try:
-            result = self._post(raw, dry_run, stores, source, audit)
+            result = self._post(raw, dry_run, stores, source, audit, hold)
             for observe in self.observers:
                 observe(raw, result)
         finally:
@@ -133,6 +138,7 @@ class EventService:
         stores: frozenset[str] | None,
         source: str,
         audit: tuple[str, str, str, dict[str, Any]] | None,
+        hold: Callable[[Connection], Problem | None] | None,
     ) -> Applied | Problem:
         if not isinstance(raw, dict):
             return invalid("an event is a JSON object", [FieldError("", "wrong_type", "send a JSON object")], code="wrong_type")
@@ -152,12 +158,18 @@ class EventService:
                 [FieldError("/type", "system_event_type", "adjustments go through POST /api/v1/members/{id}/adjustments; expiry and tier reviews happen by themselves")],
                 code="system_event_type",
             )
+        if source == "api" and raw.get("type") == "code_claim":
+            return invalid(
+                "'code_claim' events are made by claiming a code",
+                [FieldError("/type", "system_event_type", "claim a code with POST /api/v1/coupon-codes/{code}/claim")],
+                code="system_event_type",
+            )
         if stores is not None and (not isinstance(raw.get("store"), str) or raw["store"] not in stores):
             return Problem(403, "store_not_allowed", "Not allowed", "this API key may only post events of its own stores")
         digest = body_hash(raw)
         for _ in range(3):
             try:
-                return self._post_once(raw, digest, occurred_at, now, dry_run, source, audit)
+                return self._post_once(raw, digest, occurred_at, now, dry_run, source, audit, hold)
             except IntegrityError:
                 # Another request created the same event or member first; the retry sees it.
                 continue
@@ -192,6 +204,7 @@ class EventService:
         dry_run: bool,
         source: str,
         audit: tuple[str, str, str, dict[str, Any]] | None,
+        hold: Callable[[Connection], Problem | None] | None = None,
     ) -> Applied | Problem:
         with self.engine.begin() as conn:
             stored = self._stored(conn, raw, digest)
@@ -231,6 +244,9 @@ class EventService:
             if dry_run:
                 conn.rollback()
                 return Applied(200, {**body, "dry_run": True})
+            if hold is not None and (refused := hold(conn)) is not None:
+                conn.rollback()
+                return refused
             self._store(conn, row["id"], state, decision, event, raw, digest, body, now, source)
             if audit is not None:
                 record(conn, now, *audit)
@@ -339,21 +355,25 @@ class EventService:
         limits = {r.key: r.limit for r in rows}
         for _ in range(BUDGET_RETRIES):
             decision = evaluate(program, state, event, used)
-            spent = self._claim(conn, decision.budget_uses)
+            spent = self._claim(conn, decision.budget_uses, decision.budget_limits, limits)
             if spent is None:
                 return decision
             # Someone else used it up since the snapshot: mark it spent and decide again.
-            used[spent] = limits.get(spent, 0)
-        return evaluate(program, state, event, {**used, **{k: limits.get(k, 0) for k in decision.budget_uses}})
+            used[spent] = limits.get(spent, decision.budget_limits.get(spent, 0))
+        return evaluate(program, state, event, {**used, **{k: limits.get(k, decision.budget_limits.get(k, 0)) for k in decision.budget_uses}})
 
     @staticmethod
-    def _claim(conn: Connection, uses: Mapping[str, int]) -> str | None:
+    def _claim(conn: Connection, uses: Mapping[str, int], new_limits: Mapping[str, int], known: Mapping[str, int]) -> str | None:
         """Claim every budget the decision uses; the key that could not be claimed, if any. Claims
-        made before a failed one are undone by the savepoint."""
+        made before a failed one are undone by the savepoint. A budget of a period or a store gets
+        its row when first used (`new_limits`); two workers making it at once make one."""
         if not uses:
             return None
         savepoint = conn.begin_nested()
         for key, units in sorted(uses.items()):
+            if key not in known and key in new_limits:
+                made = _insert_for(conn)(t.budgets).values(key=key, limit=new_limits[key], used=0)
+                conn.execute(made.on_conflict_do_nothing(index_elements=["key"]))
             claimed = conn.execute(
                 update(t.budgets)
                 .where(t.budgets.c.key == key, t.budgets.c.used + units <= t.budgets.c.limit)
@@ -377,6 +397,11 @@ class EventService:
             )
         )
         save_decision(conn, member_pk, before, decision, event.occurred_at, now)
+
+
+def _insert_for(conn: Connection) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING (SQLite and PostgreSQL)."""
+    return postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def member_row(conn: Connection, external_id: str, *, lock: bool = False) -> RowMapping | None:

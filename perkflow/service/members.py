@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
+from perkflow.engine.progress import progress
 from perkflow.engine.simulate import member_view
 from perkflow.storage import tables as t
 
@@ -151,6 +152,25 @@ class MemberService:
         view["balances"] = {b: state.balance(b) for b in program.balances}
         out = {"id": external_id, "status": row["status"], "home_store": row["home_store"], "joined_at": row["joined_at"].isoformat(), **view}
         return out | ({"merged_into": merged_into} if merged_into else {})
+
+    def progress(self, external_id: str, *, order_amount: int | None = None, stores: frozenset[str] | None = None) -> dict[str, Any] | Problem:
+        """What the member still needs for each tier, reward and coupon, now (engine/progress.py)."""
+        program = self.versions.active()
+        now = self.clock()
+        with self.engine.connect() as conn:
+            row = member_row(conn, external_id)
+            if row is None or (stores is not None and row["home_store"] not in stores):
+                return not_found("member", external_id)
+            if program is None:
+                return {"id": external_id, "as_of": now.isoformat(), "tier": row["tier"], "items": []}
+            state = load_state(conn, row, program)
+            rows = conn.execute(select(t.budgets.c.key, t.budgets.c.used).where(t.budgets.c.key.like("reward:%"))).all()
+        used = {r.key: r.used for r in rows}
+        needs = progress(program, state, now, order_amount=order_amount, budgets=used)
+        out: dict[str, Any] = {"id": external_id, "as_of": now.astimezone(program.tz).isoformat(), "tier": state.tier}
+        if order_amount is not None:
+            out["order_amount"] = order_amount
+        return out | {"items": [n.to_dict(program.tz) for n in needs]}
 
     def merge(self, external_id: str, other_id: str, *, actor: str, stores: frozenset[str] | None = None) -> dict[str, Any] | Problem:
         """Merge member `other_id` into this one (perkflow/service/merge.py); the survivor after."""

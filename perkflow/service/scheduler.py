@@ -84,6 +84,8 @@ class Scheduler:
             select(m.external_id).select_from(t.members.join(t.lots, t.lots.c.member_id == m.id))
             .where(active, t.lots.c.amount > 0, t.lots.c.expires_at <= horizon),
             select(m.external_id).where(active, m.tier_review_at <= until),
+            select(m.external_id).select_from(t.members.join(t.lots, t.lots.c.member_id == m.id))
+            .where(active, t.lots.c.amount > 0, t.lots.c.available_at <= until),
         ]
         days = _birthdays_between(program, since, until)
         if days is None:

@@ -244,9 +244,12 @@ def _save_lots(conn: Connection, member_pk: int, before: MemberState, after: Mem
     if fresh:
         conn.execute(insert(t.lots), fresh)
     for lot_id, lot in old.items():
-        amount = new[lot_id].amount if lot_id in new else 0
+        now = new.get(lot_id)
+        amount = now.amount if now is not None else 0
         if amount != lot.amount:
             conn.execute(update(t.lots).where(t.lots.c.id == lot_id).values(amount=amount))
+        if now is not None and now.available_at != lot.available_at:  # activated
+            conn.execute(update(t.lots).where(t.lots.c.id == lot_id).values(available_at=now.available_at))
 
 
 def _save_balances(conn: Connection, member_pk: int, before: MemberState, after: MemberState, touched: set[str | None]) -> None:

@@ -272,7 +272,12 @@ class Versions:
 
 def _ensure_budgets(conn: Connection, scheme: Scheme) -> None:
     """One budget row per limited thing; a new version may change a limit but never `used`."""
-    limits = {f"coupon:{k}": p.budget for k, p in scheme.coupons.items() if p.budget is not None}
+    # budgets of a period or a store get their rows when first used (EventService._claim)
+    limits = {
+        f"coupon:{k}": p.budget for k, p in scheme.coupons.items() if p.budget is not None and p.budget_per is None and not p.budget_by_store
+    }
+    limits |= {f"coupon_value:{k}": p.money_budget for k, p in scheme.coupons.items() if p.money_budget is not None}
+    limits |= {f"campaign_value:{c.id}": c.budget.liability for c in scheme.campaigns if c.budget is not None and c.budget.liability is not None}
     limits |= {f"reward:{k}": r.stock for k, r in scheme.rewards.items() if r.stock is not None}
     limits |= {f"campaign:{c.id}": c.budget.limit for c in scheme.campaigns if c.budget is not None}
     for key, limit in limits.items():

@@ -214,3 +214,24 @@ def test_a_members_locale_is_set_by_put_and_only_to_a_known_language(app: Starle
         assert client.put("/api/v1/members/m1", json={"locale": "en"}, headers=bearer(keys.all)).status_code == 200
     with service.engine.connect() as conn:
         assert conn.execute(select(t.members.c.locale).where(t.members.c.external_id == "m1")).scalar() == "en"
+
+
+def test_progress_says_what_the_member_still_needs_and_a_store_key_sees_only_its_members(app: Starlette, keys: Keys, service: Service):
+    with TestClient(app) as client:
+        client.put("/api/v1/members/m1", json={"home_store": "S1"}, headers=bearer(keys.all))
+        client.put("/api/v1/members/m2", json={"home_store": "S2"}, headers=bearer(keys.all))
+        signup = event("pos-0", type="signup", attributes={}, occurred_at=service.clock().isoformat())
+        assert client.post("/api/v1/events", json=signup, headers=bearer(keys.all)).status_code == 201
+        purchase = event("pos-1", occurred_at=service.clock().isoformat())  # ¥35: 35 points
+        assert client.post("/api/v1/events", json=purchase, headers=bearer(keys.all)).status_code == 201
+        answer = client.get("/api/v1/members/m1/progress", params={"order_amount": 1500}, headers=bearer(keys.store))
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["id"], body["order_amount"]) == ("m1", 1500)
+        [coffee] = [i for i in body["items"] if i["kind"] == "reward"]
+        assert (coffee["id"], coffee["have"], coffee["need"], coffee["lacking"], coffee["met"]) == ("coffee", 35, 100, 65, False)
+        assert coffee["text"] == {"en": "A coffee is available when you have 100 points: 65 more", "zh-CN": "A coffee需要 100 points，还差 65"}
+        five_off = next(i for i in body["items"] if i["kind"] == "coupon" and i["name"]["en"] == "5 off")
+        assert (five_off["lacking"], five_off["text"]["en"]) == (500, "spend ¥5 more to use 5 off")
+        problem(client.get("/api/v1/members/m2/progress", headers=bearer(keys.store)), 404, "unknown_member")
+        problem(client.get("/api/v1/members/m1/progress", params={"order_amount": "x"}, headers=bearer(keys.store)), 422, "wrong_type")

@@ -504,6 +504,8 @@ def test_a_daily_check_in_earns_five_points_once_a_day_and_a_seven_day_streak_10
 
 SHOP_REWARDS = {"limited-50": (2000, 5), "voucher-10": (800, None)}  # cost, stock
 WELCOME_BUDGET = 40
+DAILY_CAP, MOST_HELD, LEAST_SPENT = 10_000, 30_000, 100  # points earned a day, held, spent at once
+PAY_SHARE, PAY_MOST = Fraction(1, 5), 5_000  # points pay a fifth of an order, 5,000 at most
 
 
 @cache
@@ -518,14 +520,36 @@ def shop_model() -> dict[str, Any]:
     rules: dict[str, Counter[str]] = defaultdict(Counter)
     granted: Counter[str] = Counter()
     refusals: list[tuple[str, str]] = []
+    earned_on: Counter[tuple[str, date]] = Counter()
+    cut: Counter[str] = Counter()
+    posters_by: Counter[str] = Counter()  # poster-20 coupons per member (at most 1)
+    posters_on: Counter[date] = Counter()  # and per local day (at most 3)
+
+    def award(member: str, day: date, units: int) -> int:
+        fits = min(units, max(DAILY_CAP - earned_on[(member, day)], 0), max(MOST_HELD - points[member], 0))
+        if fits < units:
+            cut[member] += units - fits
+        earned_on[(member, day)] += fits
+        points[member] += fits
+        return fits
+
     for event in events("shop"):
         member, a, kind = event["member_id"], attrs(event), event["type"]
         if kind == "signup":
             if len(welcomed) < WELCOME_BUDGET:
                 welcomed.append(member)
         elif kind == "purchase":
-            units = a["amount"] // 100
-            points[member] += units
+            paid = a.get("points_paid", 0)
+            if paid:
+                order = a.get("order_amount") or a["amount"] + paid
+                if paid < LEAST_SPENT:
+                    refusals.append((event["id"], "below_min_redemption"))
+                    continue
+                if paid > PAY_MOST or paid > PAY_SHARE * order:
+                    refusals.append((event["id"], "order_payment_limit"))
+                    continue
+                points[member] -= paid
+            units = award(member, local(event).date(), a["amount"] // 100)
             earned[event["id"]] = (a["amount"], units)
         elif kind == "refund":
             amount, units = earned[a["original_event_id"]]
@@ -537,10 +561,19 @@ def shop_model() -> dict[str, Any]:
                 rules["referral-bonus"]["skipped:cap_reached"] += 1
             elif a["first_order_amount"] >= 9900:
                 referrals[(member, month)] += 1
-                points[member] += 500
+                award(member, local(event).date(), 500)
                 rules["referral-bonus"]["fired"] += 1
             else:
                 rules["referral-bonus"]["skipped:when_false"] += 1
+        elif kind == "code_claim":
+            day = local(event).date()
+            if posters_by[member] >= 1:  # the member's cap is checked before the day's budget
+                refusals.append((event["id"], "member_cap_reached"))
+            elif posters_on[day] >= 3:
+                refusals.append((event["id"], "budget_exhausted"))
+            else:
+                posters_by[member] += 1
+                posters_on[day] += 1
         elif kind == "reward_redemption":
             cost, stock = SHOP_REWARDS[a["reward"]]
             if stock is not None and granted[a["reward"]] >= stock:
@@ -560,6 +593,8 @@ def shop_model() -> dict[str, Any]:
         "rules": rules,
         "granted": granted,
         "refusals": refusals,
+        "cut": cut,
+        "posters": posters_on,
     }
 
 
@@ -621,3 +656,22 @@ def test_the_limited_voucher_sells_out_after_five_and_later_requests_are_refused
     )
     short = sum(1 for _, code in refusals if code == "insufficient_balance")
     assert sum(1 for _, code in refusals if code == "out_of_stock") == attempts - 5 - short > 0
+
+
+def test_the_daily_cap_and_the_maximum_cut_a_companys_points_and_points_pay_within_the_order_limits():
+    model = shop_model()
+    assert model["cut"] == {"nv-30063": 16_495 - 10_000 + 399 + 16_495 - 10_000 + 13_196 - 10_000 + 399}
+    company = report("shop")["members"]["nv-30063"]
+    assert company["balances"]["points"] == model["points"]["nv-30063"] == 30_000 - 5_000 + 349 - 1_180 + 47
+    counts = rule_counts("shop", "order-points")
+    assert (counts["clipped:earn_cap"], counts["clipped:max_balance"]) == (4, 1)
+    refused = {code for _, code in model["refusals"]}
+    assert {"order_payment_limit", "below_min_redemption"} <= refused
+
+
+def test_poster_codes_are_claimed_three_a_day_and_one_per_member():
+    model = shop_model()
+    assert dict(model["posters"]) == {date(2026, 6, 10): 3, date(2026, 6, 11): 1}
+    assert report("shop")["totals"]["coupons"]["poster-20"]["issued"] == sum(model["posters"].values())
+    codes = [r["code"] for r in report("shop")["rejections"] if r["event_id"].startswith("app-")][-2:]
+    assert codes == ["budget_exhausted", "member_cap_reached"]

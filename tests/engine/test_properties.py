@@ -19,7 +19,7 @@ balances:
   points:
     expiry: {kind: rolling, after: 20d}
     allow_negative: NEGATIVE
-    pending: {duration: 3d}
+    pending: PENDING
   stars:
     expiry: {kind: period_end, period: month}
     consumption: oldest_first
@@ -38,13 +38,18 @@ rewards:
     cost: {balance: stars, amount: 3}
     grants: [{tag: gifted}]
 """
-PROGRAMS = {flag: program(SCHEME.replace("NEGATIVE", flag)) for flag in ("true", "false")}
+PENDING_KINDS = {"time": "{duration: 3d}", "time_or_order": "{duration: 3d, until_event: order_completed}", "order": "{until_event: order_completed}"}
+PROGRAMS = {
+    (flag, kind): program(SCHEME.replace("NEGATIVE", flag).replace("PENDING", pending))
+    for flag in ("true", "false")
+    for kind, pending in PENDING_KINDS.items()
+}
 
 
 class Ledger(RuleBasedStateMachine):
-    @initialize(negative=st.sampled_from(["true", "false"]))
-    def start(self, negative: str) -> None:
-        self.program = PROGRAMS[negative]
+    @initialize(negative=st.sampled_from(["true", "false"]), pending=st.sampled_from(sorted(PENDING_KINDS)))
+    def start(self, negative: str, pending: str) -> None:
+        self.program = PROGRAMS[(negative, pending)]
         self.member = Member(self.program)
         self.clock = datetime.fromisoformat("2026-01-01T10:00:00+08:00")
         self.purchases: dict[str, tuple[int, int]] = {}  # id -> (amount, refunded)
@@ -91,6 +96,16 @@ class Ledger(RuleBasedStateMachine):
             pending = {lot.id for lot in lots_before if lot.available_at is not None and lot.available_at > self.clock}
             assert not pending & set(taken), "a pending lot is never spent"
 
+    @precondition(lambda self: bool(self.purchases))
+    @rule(data=st.data(), hours=st.integers(0, 72))
+    def complete_order(self, data: st.DataObject, hours: int) -> None:
+        event_id = data.draw(st.sampled_from(sorted(self.purchases)))
+        decision = self.member.event("order_completed", self._at(hours), original_event_id=event_id)
+        assert decision.rejection is None
+        for effect in decision.effects:
+            assert effect.kind == "activate" and effect.amount == 0
+            assert all(lot_id.startswith(f"{event_id}#") for lot_id, _ in effect.lots)
+
     @rule(hours=st.integers(0, 72))
     def redeem_gift(self, hours: int) -> None:
         at = self._at(hours)
@@ -122,6 +137,14 @@ class Ledger(RuleBasedStateMachine):
             assert list(lots) == sorted(lots, key=key)
 
     @invariant()
+    def no_lot_stays_pending_past_its_activation_once_time_is_applied(self) -> None:
+        if not hasattr(self, "member"):
+            return
+        # every step applies what fell due up to the clock before its event
+        for lot in self.member.state.lots.get("points", ()):
+            assert lot.available_at is None or lot.available_at > self.clock
+
+    @invariant()
     def a_balance_goes_negative_only_where_allowed(self) -> None:
         if not hasattr(self, "member"):
             return
@@ -137,7 +160,7 @@ TestLedger = Ledger.TestCase
 
 
 def test_replaying_the_same_events_gives_equal_decisions():
-    prog = PROGRAMS["true"]
+    prog = PROGRAMS[("true", "time")]
     runs = []
     for _ in range(2):
         m = Member(prog)
