@@ -18,6 +18,7 @@ from .events import EventService
 from .idempotency import IdempotencyKeys
 from .members import MemberService
 from .notifications import Notifier
+from .reports import ReportService
 from .scheduler import Scheduler
 from .versions import Versions
 from .webhooks import Webhooks
@@ -40,6 +41,7 @@ class Service:
         self.scheduler = Scheduler(engine, self.versions, self.events, clock)
         self.webhooks = Webhooks(engine, clock)
         self.notifications = Notifier(engine, self.versions, clock)
+        self.reports = ReportService(engine, self.versions, clock)
 
     def ready(self) -> tuple[bool, str]:
         """Whether the database answers and its schema is at the newest migration."""
