@@ -18,7 +18,15 @@ from perkflow.service.core import Service
 from perkflow.service.problems import Problem
 from perkflow.settings import Settings
 
-from . import openapi, routes_coupons, routes_events, routes_members, routes_reports, routes_versions, routes_webhooks
+from . import (
+    openapi,
+    routes_coupons,
+    routes_events,
+    routes_members,
+    routes_reports,
+    routes_versions,
+    routes_webhooks,
+)
 from .bodies import service
 from .middleware import BodyLimit, RequestId
 from .problems import EXCEPTION_HANDLERS, problem_response
