@@ -23,7 +23,7 @@ from perkflow.engine.events import parse_instant
 from perkflow.rules import Loaded, SchemeError, content_hash, diff, load, render
 from perkflow.rules.schema import json_schema
 
-from . import ops, scheduling, serve, views
+from . import ops, reports, scheduling, serve, views
 
 app = typer.Typer(
     name="perkflow",
@@ -470,6 +470,7 @@ def _fail(message: str) -> NoReturn:
 ops.register(app)
 serve.register(app)
 scheduling.register(app)
+reports.register(app)
 
 
 def run() -> None:
