@@ -184,7 +184,6 @@ ledger = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
     Index(None, "member_id", "id"),
     Index(None, "occurred_at"),
-    Index(None, "occurred_at", "balance", "kind"),  # 0008: flows by period
 )
 
 earnings = Table(

@@ -41,6 +41,7 @@ class ReportService:
                 others = ", ".join(sorted(filters.stores - allowed))
                 return Problem(403, "store_not_allowed", "Not allowed", f"this caller may not see the figures of store {others}")
         with self.engine.connect() as conn:
+            conn.execution_options(read_only=True)
             return run(name, conn, program.scheme, self.clock(), filters)
 
 

@@ -1,8 +1,7 @@
 """reports (issue 10)
 
 Adds `campaign_members` (the group each member a campaign reached was assigned to, written with
-the decision that assigned it) and the indexes the reports read by period: ledger by time, balance
-and kind, coupons by issue, events by type and time, tier changes by time, members by joining.
+the decision that assigned it) and the indexes the reports read by period: coupons by issue, events by type and time, tier changes by time, members by joining.
 Additions only.
 
 Revision ID: 0008
@@ -21,7 +20,6 @@ branch_labels = None
 depends_on = None
 
 _INDEXES = (
-    ("ix_ledger_occurred_at_balance_kind", "ledger", ["occurred_at", "balance", "kind"]),
     ("ix_coupons_issued_at", "coupons", ["issued_at"]),
     ("ix_events_type_occurred_at", "events", ["type", "occurred_at"]),
     ("ix_tier_history_at", "tier_history", ["at"]),
