@@ -196,6 +196,7 @@ earnings = Table(
     Column("refunded", BigInteger, nullable=False, default=0),
     Column("earned", Json, nullable=False),  # [[balance, part, units], ...]
     Column("lots", Json, nullable=False),
+    Index(None, "member_id"),  # 0008: lifetime value per cohort
 )
 
 coupons = Table(

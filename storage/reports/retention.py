@@ -28,8 +28,8 @@ def retention(ctx: Context) -> Report:
     value = dict(
         ctx.conn.execute(
             select(cohort, func.sum(er.amount - er.refunded))
-            .select_from(t.members.join(t.earnings, er.member_id == m.id).join(t.events, e.id == er.event_id))
-            .where(*scope, e.type == "purchase", e.occurred_at < ctx.as_of)
+            .select_from(t.members.join(t.earnings, er.member_id == m.id))
+            .where(*scope, er.event_type == "purchase")
             .group_by(cohort)
         ).all()
     )
@@ -50,6 +50,6 @@ def retention(ctx: Context) -> Report:
     )
     notes = (
         "Month k: the share of the cohort with a purchase in the k-th local month after the month they joined (month 0 is that month). "
-        "Lifetime value: purchases less refunds up to the as-of instant, per member of the cohort, in minor units.",
+        "Lifetime value: every purchase recorded, less its refunds, per member of the cohort, in minor units.",
     )
     return Report("retention", "Retention", "留存与生命周期价值", ctx.applied(), (table,), notes)

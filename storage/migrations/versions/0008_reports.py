@@ -1,8 +1,8 @@
 """reports (issue 10)
 
 Adds `campaign_members` (the group each member a campaign reached was assigned to, written with
-the decision that assigned it) and the indexes the reports read by period: coupons by issue, events by type and time, tier changes by time, members by joining.
-Additions only.
+the decision that assigned it) and the indexes the reports read: coupons by issue, events by
+type and time, tier changes by time, members by joining, earnings by member. Additions only.
 
 Revision ID: 0008
 Revises: 0004
@@ -24,6 +24,7 @@ _INDEXES = (
     ("ix_events_type_occurred_at", "events", ["type", "occurred_at"]),
     ("ix_tier_history_at", "tier_history", ["at"]),
     ("ix_members_joined_at", "members", ["joined_at"]),
+    ("ix_earnings_member_id", "earnings", ["member_id"]),
 )
 
 
