@@ -329,12 +329,12 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="fill 2,000 members into a temporary SQLite file and time the reports once")
+    parser.add_argument("--quick", action="store_true", help="fill 300 members into a temporary SQLite file and time the reports once")
     args = parser.parse_args()
     if args.quick:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/bench.sqlite"
-            print(json.dumps(fill(url, 2000)))
+            print(json.dumps(fill(url, 300)))
             figures = time_reports(url, 1)
             _print_times(url, figures, 1)
         return
