@@ -84,7 +84,7 @@ def _groups(ctx: Context, campaign: str, start: datetime, end: datetime, rules: 
     bought = (
         select(e.member_id.label("member_id"), func.sum(er.amount - er.refunded).label("spend"))
         .select_from(t.earnings.join(t.events, t.events.c.id == er.event_id))
-        .where(e.type == "purchase", window)
+        .where(e.type == "purchase", window, e.member_id.in_(select(cm.member_id).where(cm.campaign == campaign)))
         .group_by(e.member_id)
         .subquery()
     )
