@@ -153,6 +153,7 @@ members = Table(
     Column("locale", String(16), nullable=True),  # 0004: the language of notifications (en, zh-CN)
     Index(None, "birthday_month", "birthday_day"),
     Index(None, "home_store"),
+    Index(None, "joined_at"),  # 0008: cohorts
 )
 
 member_balances = Table(
@@ -212,6 +213,7 @@ earnings = Table(
     Column("refunded", BigInteger, nullable=False, default=0),
     Column("earned", Json, nullable=False),  # [[balance, part, units], ...]
     Column("lots", Json, nullable=False),
+    Index(None, "member_id"),  # 0008: lifetime value per cohort
 )
 
 coupons = Table(
@@ -231,6 +233,7 @@ coupons = Table(
     Column("voided", Boolean, nullable=False, default=False),
     Index(None, "member_id"),
     Index(None, "policy"),
+    Index(None, "issued_at"),  # 0008: coupons by period
 )
 
 coupon_codes = Table(
@@ -271,6 +274,7 @@ events = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
     Index(None, "member_id", "occurred_at"),
     Index(None, "occurred_at"),
+    Index(None, "type", "occurred_at"),  # 0008: purchases by period (retention, RFM)
 )
 
 tier_history = Table(
@@ -284,6 +288,17 @@ tier_history = Table(
     Column("reason", String(16), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Index(None, "member_id", "at"),
+    Index(None, "at"),  # 0008: tier movements by period
+)
+
+campaign_members = Table(
+    "campaign_members",
+    metadata,
+    # 0008: who a campaign reached, as its decisions assigned them: the groups its lift compares
+    Column("campaign", String(64), primary_key=True),
+    Column("member_id", BigInteger, ForeignKey("members.id"), primary_key=True),
+    Column("grp", String(16), nullable=False),  # treatment, holdout
+    Column("first_at", UTCDateTime, nullable=False),  # the event that first reached the assignment
 )
 
 outbox = Table(

@@ -77,3 +77,16 @@ def test_the_coupon_code_benchmark_runs_and_prints_its_figures():
     assert done.returncode == 0, done.stderr[-3000:]
     for heading in ("Perkflow coupon-code benchmark", "codes/s", "collisions: 0"):
         assert heading in done.stdout, f"{heading!r} missing from:\n{done.stdout[-3000:]}"
+
+
+REPORTS_SCRIPT = SCRIPT.parent / "reports.py"
+
+
+def test_the_reports_benchmark_fills_a_database_and_times_every_report():
+    """benchmarks/reports.py --quick: a few hundred members filled from the engine's decisions into
+    SQLite, then every report timed once. Figures are never asserted."""
+    done = subprocess.run([sys.executable, str(REPORTS_SCRIPT), "--quick"], capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Perkflow reports benchmark: sqlite, 300 members" in done.stdout
+    for name in ("liability", "flows", "tiers", "coupons", "rewards", "campaigns", "retention", "rfm"):
+        assert f"\n{name} " in done.stdout, f"{name!r} missing from:\n{done.stdout[-3000:]}"

@@ -24,6 +24,7 @@ from . import (
     routes_coupons,
     routes_events,
     routes_members,
+    routes_reports,
     routes_versions,
     routes_webhooks,
 )
@@ -58,6 +59,7 @@ def create_api(svc: Service, settings: Settings) -> Starlette:
         *routes_codes.routes,
         *routes_versions.routes,
         *routes_webhooks.routes,
+        *routes_reports.routes,
         *openapi.routes,
     ]
     routes = [

@@ -28,6 +28,7 @@ SCOPES = {
     "schemes:publish": "submit scheme versions and roll back",
     "schemes:approve": "approve or return submitted versions (never one's own)",
     "webhooks:admin": "manage webhook subscriptions, read their delivery logs, re-deliver",
+    "reports:read": "read reports (liability, flows, tiers, coupons, rewards, campaigns, retention, RFM); a key bound to stores sees only theirs",
 }
 
 

@@ -419,6 +419,21 @@ OPERATIONS = (
         "post", "/webhooks/deliveries/{delivery_id}/redeliver", "Send a delivery again, with the same webhook-id", "webhooks", "webhooks:admin", None,
         ((200, s.DeliveryOut),), (404,),
     ),
+    Op(
+        "get", "/reports/{name}", "A report: liability, flows, tiers, coupons, rewards, campaigns, retention or rfm", "reports",
+        "reports:read", None, ((200, s.ReportOut),), (403, 404, 409, 422),
+        (
+            ("from", "string", "The first local day of the period, YYYY-MM-DD (default: 11 months before today's month)"),
+            ("to", "string", "The last local day of the period, included (default: today)"),
+            ("store", "string", "Members of these home stores (repeat, or separate by commas); a key bound to stores gets only its own"),
+            ("channel", "string", "Events made through this channel (flows, rewards)"),
+            ("tier", "string", "Members now in this tier"),
+            ("campaign", "string", "The rules of this campaign (flows, coupons) or this campaign only (campaigns)"),
+            ("bucket", "string", "day, week or month (default month), in the scheme's timezone"),
+            ("limit", "integer", "Rows of per-member tables, 1 to 10000 (default 100)"),
+        ),
+        description="Figures are computed in the database on request. A key bound to stores that names another store gets a 403.",
+    ),
     Op("get", "/openapi.json", "This document", "reference"),
     Op("get", "/docs", "This reference as a web page", "reference"),
 )
@@ -485,6 +500,7 @@ _STATIC = (
     s.WebhookListOut,
     s.DeliveryOut,
     s.DeliveryListOut,
+    s.ReportOut,
 )
 
 

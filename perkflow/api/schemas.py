@@ -537,3 +537,31 @@ class DeliveryOut(Reply):
 
 class DeliveryListOut(BaseModel):
     items: list[DeliveryOut]
+
+
+class LabelOut(BaseModel):
+    en: str
+    zh_cn: str = Field(alias="zh-CN")
+
+
+class ReportColumnOut(BaseModel):
+    key: str = Field(description="The key of this column in each row.")
+    label: LabelOut
+
+
+class ReportTableOut(BaseModel):
+    name: str
+    title: LabelOut
+    columns: list[ReportColumnOut]
+    rows: list[dict[str, str | int | float | None]]
+
+
+class ReportOut(BaseModel):
+    """A report: its tables (columns labelled in English and Chinese, then rows), the filters it
+    applied as resolved (period, timezone, as-of instant, stores), and notes on its method."""
+
+    report: str
+    title: LabelOut
+    filters: dict[str, Any]
+    tables: list[ReportTableOut]
+    notes: list[str]

@@ -23,7 +23,7 @@ from perkflow.engine.events import parse_instant
 from perkflow.rules import Loaded, SchemeError, content_hash, diff, load, render
 from perkflow.rules.schema import json_schema
 
-from . import evidence, ops, privacy, scheduling, serve, views
+from . import evidence, ops, privacy, reports, scheduling, serve, views
 
 app = typer.Typer(
     name="perkflow",
@@ -472,6 +472,7 @@ serve.register(app)
 scheduling.register(app)
 privacy.register(app)
 evidence.register(app)
+reports.register(app)
 
 
 def run() -> None:

@@ -37,6 +37,7 @@ SCOPES = (
     "schemes:approve",
     "keys:admin",
     "webhooks:admin",
+    "reports:read",
 )
 ROLES = ("admin", "operator", "approver", "store_manager", "finance", "support", "auditor")
 _hasher = PasswordHasher()

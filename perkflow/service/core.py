@@ -20,6 +20,7 @@ from .events import EventService
 from .idempotency import IdempotencyKeys
 from .members import MemberService
 from .notifications import Notifier
+from .reports import ReportService
 from .scheduler import Scheduler
 from .staff import StaffService
 from .subjects import Subjects
@@ -48,6 +49,7 @@ class Service:
         self.scheduler = Scheduler(engine, self.versions, self.events, clock)
         self.webhooks = Webhooks(engine, clock)
         self.notifications = Notifier(engine, self.versions, clock)
+        self.reports = ReportService(engine, self.versions, clock)
 
     def ready(self) -> tuple[bool, str]:
         """Whether the database answers and its schema is at the newest migration."""

@@ -34,12 +34,13 @@ from perkflow.engine import (
 )
 from perkflow.engine.evaluate import next_due
 from perkflow.engine.events import parse_instant
+from perkflow.engine.exposure import campaign_groups, campaign_rules
 from perkflow.rules.builtins import SYSTEM_EVENT_TYPES
 from perkflow.storage import tables as t
 
 from .audit import record
 from .problems import FieldError, Problem, conflict, invalid, not_found
-from .state_store import load_state, save_decision
+from .state_store import load_state, save_campaign_groups, save_decision
 from .versions import Versions
 
 FUTURE_LIMIT = timedelta(minutes=5)
@@ -247,7 +248,7 @@ class EventService:
             if hold is not None and (refused := hold(conn)) is not None:
                 conn.rollback()
                 return refused
-            self._store(conn, row["id"], state, decision, event, raw, digest, body, now, source)
+            self._store(conn, program, row["id"], state, decision, event, raw, digest, body, now, source)
             if audit is not None:
                 record(conn, now, *audit)
             return Applied(201, body)
@@ -344,7 +345,7 @@ class EventService:
                     "store": "", "channel": "system", "attributes": attributes,
                 }
                 body = response_body(due_program, decision, due)
-                self._store(conn, member_pk, state, decision, due, raw, body_hash(raw), body, now, "system")
+                self._store(conn, due_program, member_pk, state, decision, due, raw, body_hash(raw), body, now, "system")
                 state = decision.state
                 applied += 1
         return state, applied
@@ -386,7 +387,7 @@ class EventService:
         return None
 
     def _store(
-        self, conn: Connection, member_pk: int, before: MemberState, decision: Decision, event: Event,
+        self, conn: Connection, program: Program, member_pk: int, before: MemberState, decision: Decision, event: Event,
         raw: dict[str, Any], digest: str, body: dict[str, Any], now: datetime, source: str,
     ) -> None:
         conn.execute(
@@ -397,6 +398,8 @@ class EventService:
             )
         )
         save_decision(conn, member_pk, before, decision, event.occurred_at, now)
+        if program.scheme.campaigns and decision.trace:
+            save_campaign_groups(conn, member_pk, campaign_groups(campaign_rules(program.scheme), decision), event.occurred_at)
 
 
 def _insert_for(conn: Connection) -> Any:

@@ -185,6 +185,18 @@ def save_decision(
     )
 
 
+def save_campaign_groups(conn: Connection, member_pk: int, groups: dict[str, str], occurred_at: datetime) -> None:
+    """Record the group each campaign first assigned the member to; the draw is a function of the
+    ids, so a later decision never assigns another group and the first row stands."""
+    if not groups:
+        return
+    c = t.campaign_members.c
+    known = set(conn.execute(select(c.campaign).where(c.member_id == member_pk, c.campaign.in_(list(groups)))).scalars())
+    rows = [{"campaign": k, "member_id": member_pk, "grp": g, "first_at": occurred_at} for k, g in groups.items() if k not in known]
+    if rows:
+        conn.execute(insert(t.campaign_members), rows)
+
+
 WEBHOOK_KINDS = ("points_changed", "tier_changed", "coupon_issued", "coupon_redeemed", "reward_redeemed", "member_notification")
 """What subscriptions may receive; member_notification carries a `notify` sent on the webhook channel."""
 
