@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from perkflow.service.core import Service
 from perkflow.service.workbench import Workbench
 
-from . import pages_admin, pages_auth, pages_drafts, pages_people, pages_versions
+from . import pages_admin, pages_auth, pages_drafts, pages_people, pages_reports, pages_versions
 from .headers import SecurityHeaders
 
 
@@ -23,6 +23,7 @@ def register_pages(service: Service, *, default_locale: str = "zh-CN") -> None:
     pages_versions.register(wb)
     pages_people.register(wb)
     pages_admin.register(wb)
+    pages_reports.register(wb)
 
 
 def ui_secret(data_dir: Path) -> str:

@@ -105,6 +105,8 @@ def _member(wb: Workbench, staff: Staff, member_id: str) -> None:
     if view.get("coupons"):
         ui.label(tr("coupons", lang)).classes("text-subtitle2")
         ui.table(columns=_columns(["id", "policy", "status", "valid_until"], lang), rows=view["coupons"], row_key="id").classes("w-full")
+    _progress(wb, staff, member_id)
+    _personal(wb, staff, member_id)
     if staff.can("members.adjust"):
         _adjust(wb, member_id, list(view.get("balances", {})), lang)
     ui.label(tr("ledger", lang)).classes("text-subtitle2")
@@ -113,6 +115,68 @@ def _member(wb: Workbench, staff: Staff, member_id: str) -> None:
     for event in found["events"]:
         with ui.expansion(f"{event['occurred_at']} · {event['type']} · {event['id']}").classes("w-full").props("dense").mark("member-event"):
             trace_list(event["decision"], lang)
+
+
+def _progress(wb: Workbench, staff: Staff, member_id: str) -> None:
+    """"120 more growth to Gold": the engine's answer for each tier, reward and usable coupon."""
+    found = wb.progress(staff, member_id)
+    if isinstance(found, Problem) or not found.get("items"):
+        return
+    ui.label(tr("progress", staff.locale)).classes("text-subtitle2")
+    with ui.column().classes("gap-0").mark("progress"):
+        for need in found["items"]:
+            text = need["text"].get(staff.locale) or need["text"].get("en", "")
+            ui.label(("✔ " if need["met"] else "• ") + text).classes("text-positive" if need["met"] else "")
+
+
+def _personal(wb: Workbench, staff: Staff, member_id: str) -> None:
+    """Masked for every role; in full only through an audited reveal with a reason."""
+    lang = staff.locale
+    profile = wb.profile(staff, member_id)
+    if isinstance(profile, Problem):
+        return
+    with ui.card().classes("w-full").mark("personal"):
+        ui.label(tr("personal", lang)).classes("text-subtitle2")
+        shown = ui.row().mark("personal-values")
+
+        def values(data: dict[str, Any]) -> None:
+            shown.clear()
+            with shown:
+                for field in ("phone", "email", "name", "birthday"):
+                    ui.label(f"{field}: {data.get(field) or '-'}")
+
+        values(profile)
+        if not staff.can("members.reveal") and not staff.can("members.erase"):
+            return
+        reason = ui.input(tr("reason", lang)).props("dense outlined").classes("w-96").mark("personal-reason")
+
+        def act(kind: str) -> None:
+            if (who := acting(wb)) is None:
+                return
+            text = reason.value or ""
+            if kind == "reveal":
+                result = wb.reveal(who, member_id, text)
+            elif kind == "export":
+                result = wb.export_subject(who, member_id, text)
+            else:
+                result = wb.erase(who, member_id, text)
+            if isinstance(result, Problem):
+                problem(who, result)
+                return
+            if kind == "reveal":
+                values(result)
+            elif kind == "export":
+                ui.download.content(json.dumps(result, ensure_ascii=False, indent=2), f"{member_id}.json", "application/json")
+            else:
+                ui.notify(tr("erased", lang, id=result["id"]), type="positive")
+                ui.navigate.to(f"/members/{quote(result['id'], safe='')}")
+
+        with ui.row():
+            if staff.can("members.reveal"):
+                ui.button(tr("reveal", lang), icon="visibility", on_click=lambda: act("reveal")).props("flat no-caps").mark("reveal")
+                ui.button(tr("export_subject", lang), icon="download", on_click=lambda: act("export")).props("flat no-caps").mark("export-subject")
+            if staff.can("members.erase"):
+                ui.button(tr("erase", lang), icon="delete_forever", on_click=lambda: act("erase")).props("flat no-caps color=negative").mark("erase")
 
 
 def _adjust(wb: Workbench, member_id: str, balances: list[str], lang: str) -> None:

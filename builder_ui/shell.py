@@ -25,6 +25,7 @@ _MENU = (
     ("versions", "/versions", "versions.read"),
     ("members", "/members", "members.read"),
     ("events", "/events", "members.read"),
+    ("reports", "/reports/liability", "reports.read"),
     ("audit", "/audit", "audit.read"),
     ("users", "/users", "users.admin"),
 )

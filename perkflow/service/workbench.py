@@ -22,6 +22,7 @@ from perkflow.engine.events import parse_event
 from perkflow.engine.simulate import Replay
 from perkflow.engine.state import new_member
 from perkflow.storage import tables as t
+from perkflow.storage.reports.result import Report
 
 from .access import Principal
 from .core import Service
@@ -251,6 +252,20 @@ class Workbench:
             "id": row.id, "type": row.type, "member_id": row.external_member_id, "occurred_at": row.occurred_at.isoformat(),
             "store": row.store, "version": row.version, "body": row.body, "decision": row.decision,
         }
+
+    def progress(self, by: Staff, external_id: str) -> dict[str, Any] | Problem:
+        """What the member still needs for each tier, reward and coupon ("what do I still need")."""
+        if (refused := by.require("members.read")) is not None:
+            return refused
+        return self.service.members.progress(external_id, stores=by.stores)
+
+    # --- reports ---------------------------------------------------------------------------------
+
+    def report(self, by: Staff, name: str, query: dict[str, list[str]]) -> Report | Problem:
+        """A report with filters as the API takes them; a store manager sees only their stores."""
+        if (refused := by.require("reports.read")) is not None:
+            return refused
+        return self.service.reports.run(name, query, allowed=by.stores)
 
     # --- personal data ----------------------------------------------------------------------------
 

@@ -193,7 +193,9 @@ def test_the_editor_sends_security_headers_and_a_strict_cookie(browser: Browser,
 def test_every_main_page_in_english_and_chinese(browser: Browser, live: Live) -> None:
     page = sign_in(browser, live, "admin")
     pages = [("home", "/"), ("editor", "/drafts/1"), ("approvals", "/approvals"), ("versions", "/versions"),
-             ("members", "/members"), ("member", "/members/m-e2e"), ("event", "/events?id=e2e-1"), ("audit", "/audit")]
+             ("members", "/members"), ("member", "/members/m-e2e"), ("event", "/events?id=e2e-1"), ("audit", "/audit"),
+             ("users", "/users"), ("report-flows", "/reports/flows"), ("report-tiers", "/reports/tiers"), ("report-liability", "/reports/liability"),
+             ("report-campaigns", "/reports/campaigns"), ("report-retention", "/reports/retention"), ("report-rfm", "/reports/rfm")]
     for language, switch_to in (("en", "中文"), ("zh", None)):
         for name, path in pages:
             page.goto(live.url + path)

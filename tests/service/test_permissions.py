@@ -57,6 +57,8 @@ ACTIONS: dict[str, tuple[str, Callable[[Workbench, Staff, dict[str, Any]], Any]]
     "erase a member": ("members.erase", lambda wb, s, ctx: wb.erase(s, "m1", "the member asked to be forgotten")),
     "export members in full": ("members.export_full", lambda wb, s, ctx: wb.export_members(s, full=True, reason="year-end audit")),
     "export members masked": ("members.read", lambda wb, s, ctx: wb.export_members(s, full=False)),
+    "see what a member still needs": ("members.read", lambda wb, s, ctx: wb.progress(s, "m1")),
+    "read a report": ("reports.read", lambda wb, s, ctx: wb.report(s, "flows", {})),
     "adjust a balance": ("members.adjust", lambda wb, s, ctx: wb.adjust(s, "m1", "points", 5, "goodwill")),
     "list users": ("users.admin", lambda wb, s, ctx: wb.service.staff.list_users(by=s)),
     "revoke sessions": ("users.admin", lambda wb, s, ctx: wb.revoke_sessions(s, "operator")),
@@ -97,7 +99,7 @@ def test_each_role_may_do_exactly_what_its_permissions_say(world: tuple[Workbenc
 
 
 def test_every_permission_is_exercised() -> None:
-    assert {permission for permission, _ in ACTIONS.values()} == set(PERMISSIONS) - {"reports.read"}
+    assert {permission for permission, _ in ACTIONS.values()} == set(PERMISSIONS)
 
 
 def test_a_store_manager_sees_only_the_members_and_events_of_their_stores(world: tuple[Workbench, dict[str, Any]]) -> None:

@@ -11,6 +11,7 @@ from perkflow.service.core import Service, open_service
 from perkflow.service.drafts import EMPTY_SCHEME
 from perkflow.service.problems import Problem
 from perkflow.service.staff import Staff
+from perkflow.service.workbench import Workbench
 
 from ..databases import Clock, publish
 from .conftest import PASSWORD, sign_in
@@ -198,3 +199,40 @@ async def test_a_chinese_speaking_operator_gets_chinese_labels_hints_and_errors(
     assert timezone.props["label"] == "时区" and timezone.props["hint"].startswith(HINTS_ZH["Scheme.timezone"])
     assert element(user, "path:currency").error.startswith("格式不正确：")  # the kind in Chinese, then the loader's words
     await user.should_see("提交前需修正 1 个错误")
+
+
+async def test_support_sees_masked_personal_data_and_reveals_it_only_with_a_reason(user: User, svc: Service) -> None:
+    publish(svc, SCHEME)
+    svc.members.put("m-7", {"phone": "13800138000", "email": "li@example.com"}, actor="test")
+    await sign_in(user, "support")
+    await user.open("/members/m-7")
+    await user.should_see("phone: 138****8000")
+    await user.should_see("email: l***@example.com")
+    await click(user, "reveal")
+    await user.should_see("phone: 138****8000")  # no reason: nothing shown, nothing audited
+    await fill(user, "personal-reason", "member called about a lost card")
+    await click(user, "reveal")
+    await user.should_see("phone: +8613800138000", retries=30)
+    # The reveal is in the audit log, with its reason and without the number.
+    rows = Workbench(svc).audit(staff(svc, "auditor"), action="personal_data_revealed")
+    assert not isinstance(rows, Problem) and len(rows) == 1 and "lost card" in rows[0]["detail"] and "13800138000" not in rows[0]["detail"]
+
+
+async def test_the_member_view_says_what_the_member_still_needs(user: User, svc: Service) -> None:
+    publish(svc, SCHEME.replace("balances:\n  points: {}", "balances:\n  points: {}\ntiers:\n  metric: {balance: points}\n  levels:\n    - {id: basic, name: Basic, threshold: 0}\n    - {id: gold, name: Gold, threshold: 100}"))
+    svc.members.put("m-8", {}, actor="test")
+    assert not isinstance(svc.events.post({"id": "g1", "type": "purchase", "member_id": "m-8", "occurred_at": "2026-11-20T10:00:00+08:00", "attributes": {"amount": 3000}}), Problem)
+    await sign_in(user, "support")
+    await user.open("/members/m-8")
+    await user.should_see(marker="progress")
+    await user.should_see("70 more")
+
+
+async def test_finance_reads_the_dashboard_and_a_store_manager_only_their_stores(user: User, svc: Service) -> None:
+    publish(svc, SCHEME)
+    await sign_in(user, "finance")
+    await user.open("/reports/flows")
+    await user.should_see(marker="report-title")
+    await user.should_see(marker="table-by_period")
+    refused = Workbench(svc).report(staff(svc, "store_manager"), "flows", {"store": ["s2"]})
+    assert isinstance(refused, Problem) and refused.status == 403
