@@ -3,18 +3,18 @@ calls), on SQLite and PostgreSQL: what a role may not do is refused with 403 wha
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from perkflow.service.core import Service
+from perkflow.service.core import Service, open_service
 from perkflow.service.drafts import EMPTY_SCHEME
 from perkflow.service.problems import Problem
 from perkflow.service.staff import PERMISSIONS, Staff
 from perkflow.service.workbench import Workbench
 
-from ..databases import publish
+from ..databases import BACKENDS, Clock, fresh_url, publish
 
 ROLES = ("admin", "operator", "approver", "store_manager", "finance", "support", "auditor")
 SCHEME = """
@@ -73,8 +73,7 @@ def _staff(role: str, stores: frozenset[str] | None = None) -> Staff:
     return Staff(id=1, username=role, roles=frozenset({role}), stores=stores, locale="en")
 
 
-@pytest.fixture
-def world(service: Service) -> tuple[Workbench, dict[str, Any]]:
+def _world(service: Service) -> tuple[Workbench, dict[str, Any]]:
     publish(service, SCHEME)
     service.members.put("m1", {"home_store": "s1"}, actor="test")
     posted = service.events.post(dict(EVENT))
@@ -87,10 +86,26 @@ def world(service: Service) -> tuple[Workbench, dict[str, Any]]:
     return Workbench(service), {"draft": made.id, "revision": made.revision, "spare": spare.id, "waiting": waiting.id, "content": made.content}
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workbench, dict[str, Any]]]:
+    """One world for the whole matrix: every check comes before any change, so what an allowed
+    role did before (a draft saved, a version approved) can only turn a later answer into a 409 or
+    404, never into a 403."""
+    tmp = tmp_path_factory.mktemp("permissions")
+    service = open_service(fresh_url(request.param, tmp), tmp / "data", clock=Clock())
+    yield _world(service)
+    service.engine.dispose()
+
+
+@pytest.fixture
+def world(service: Service) -> tuple[Workbench, dict[str, Any]]:
+    return _world(service)
+
+
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("action", list(ACTIONS))
-def test_each_role_may_do_exactly_what_its_permissions_say(world: tuple[Workbench, dict[str, Any]], role: str, action: str) -> None:
-    wb, ctx = world
+def test_each_role_may_do_exactly_what_its_permissions_say(shared_world: tuple[Workbench, dict[str, Any]], role: str, action: str) -> None:
+    wb, ctx = shared_world
     permission, do = ACTIONS[action]
     allowed = role in PERMISSIONS[permission]
     result = do(wb, _staff(role, frozenset({"s1"}) if role == "store_manager" else None), ctx)
