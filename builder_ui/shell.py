@@ -19,8 +19,7 @@ from perkflow.service.workbench import Workbench
 from .i18n import tr
 
 _MENU = (
-    ("home", "/", None),
-    ("drafts", "/", "drafts.read"),
+    ("home", "/", None),  # the list of drafts, for those who may read them
     ("approvals", "/approvals", "versions.approve"),
     ("versions", "/versions", "versions.read"),
     ("members", "/members", "members.read"),
@@ -73,8 +72,6 @@ def frame(wb: Workbench, staff: Staff) -> Iterator[None]:
         ui.label(tr("app", lang)).classes("text-h6")
         for key, href, permission in _MENU:
             if permission is None or staff.can(permission):
-                if key == "drafts" and staff.can("drafts.read"):
-                    continue  # the home page is the list of drafts
                 ui.link(tr(key, lang), href).classes("text-white no-underline")
         ui.space()
         ui.label(tr("welcome", lang, user=staff.username, roles=", ".join(sorted(staff.roles)))).classes("text-caption")

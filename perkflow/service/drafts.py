@@ -104,19 +104,25 @@ class Drafts:
     def __init__(self, engine: Engine, versions: Versions, clock: Callable[[], datetime]) -> None:
         self.engine, self.versions, self.clock = engine, versions, clock
 
-    def _row(self, draft_id: int) -> Draft | None:
+    def _rows(self, *where: Any) -> list[Draft]:
         with self.engine.connect() as conn:
-            row = conn.execute(
+            rows = conn.execute(
                 select(t.drafts, t.scheme_versions.c.status.label("version_status"))
                 .outerjoin(t.scheme_versions, t.scheme_versions.c.id == t.drafts.c.version_id)
-                .where(t.drafts.c.id == draft_id)
-            ).first()
-        if row is None:
-            return None
-        return Draft(
-            row.id, row.title, json.loads(row.content), row.revision, row.status, row.base_version, row.version_id,
-            row.version_status, row.updated_by, row.updated_at,
-        )
+                .where(*where)
+                .order_by(t.drafts.c.updated_at.desc())
+            ).all()
+        return [
+            Draft(
+                row.id, row.title, json.loads(row.content), row.revision, row.status, row.base_version, row.version_id,
+                row.version_status, row.updated_by, row.updated_at,
+            )
+            for row in rows
+        ]
+
+    def _row(self, draft_id: int) -> Draft | None:
+        found = self._rows(t.drafts.c.id == draft_id)
+        return found[0] if found else None
 
     def create(self, title: str, content: dict[str, Any], *, by: Staff, base_version: int | None = None) -> Draft | Problem:
         if (refused := by.require("drafts.edit")) is not None:
@@ -146,9 +152,7 @@ class Drafts:
     def list(self, *, by: Staff) -> list[Draft] | Problem:
         if (refused := by.require("drafts.read")) is not None:
             return refused
-        with self.engine.connect() as conn:
-            ids = conn.execute(select(t.drafts.c.id).where(t.drafts.c.status != "discarded").order_by(t.drafts.c.updated_at.desc())).scalars().all()
-        return [d for i in ids if (d := self._row(i)) is not None]
+        return self._rows(t.drafts.c.status != "discarded")
 
     def get(self, draft_id: int, *, by: Staff) -> Draft | Problem:
         if (refused := by.require("drafts.read")) is not None:
