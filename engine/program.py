@@ -19,6 +19,7 @@ from perkflow.rules.check import compile_all
 from perkflow.rules.expr import Expr, Functions, functions_for
 from perkflow.rules.load import Loc
 from perkflow.rules.models import (
+    Achievement,
     Action,
     AddTag,
     Award,
@@ -94,6 +95,15 @@ class CompiledCounter:
     window: int  # days; 0 for lifetime
 
 
+@dataclass(frozen=True, slots=True)
+class CompiledGoal:
+    id: str
+    achievement: Achievement
+    when: Expr | None
+    of: Expr | None
+    actions: tuple[CompiledAction, ...]
+
+
 class Program:
     """Everything `evaluate` needs from a scheme, prepared once."""
 
@@ -160,6 +170,22 @@ class Program:
             for event_type in counter.on:
                 self.counters.setdefault(event_type, ())
                 self.counters[event_type] += (compiled,)
+
+        # event type -> the achievements it moves, in the order the scheme declares them
+        self.goals: dict[str, tuple[CompiledGoal, ...]] = {}
+        self.goal_by_id: dict[str, CompiledGoal] = {}
+        for goal_id, achievement in scheme.achievements.items():
+            loc = ("achievements", goal_id)
+            goal = CompiledGoal(
+                goal_id,
+                achievement,
+                exprs.get((*loc, "when")),
+                exprs.get((*loc, "of")),
+                tuple(_action(a, (*loc, "then", j), exprs, scheme) for j, a in enumerate(achievement.then)),
+            )
+            self.goal_by_id[goal_id] = goal
+            for event_type in achievement.on:
+                self.goals[event_type] = self.goals.get(event_type, ()) + (goal,)
 
         rules: list[tuple[CompiledRule, frozenset[str] | None]] = []
         order = 0
