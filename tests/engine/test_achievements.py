@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from perkflow.engine.calendar import period_key
+from perkflow.engine.merge import merge_states
 from perkflow.engine.progress import progress
 from perkflow.engine.simulate import member_view
 from perkflow.rules import loads
@@ -187,3 +188,16 @@ def test_a_goal_completes_at_most_once_per_period_and_a_once_goal_at_most_once_i
     assert len(monthly) == len(set(monthly))
     weeks = sum(1 for rule, _ in completed if rule == "achievement:week")
     assert m.balance("points") == 70 * weeks + 200 * len(monthly)
+
+
+def test_merging_keeps_the_more_completions_and_the_earlier_badge():
+    early, late = Member(P, "a"), Member(P, "b")
+    for n in range(1, 8):
+        early.event("checkin", day(n))
+    for n in range(10, 17):
+        late.event("checkin", day(n))
+    late.event("checkin", day(17))
+    merged = merge_states(P, late.state, early.state)
+    week = merged.goals["week"]
+    assert (week.completions, week.earned_at) == (1, datetime.fromisoformat(day(7)))
+    assert week.last_day == late.state.goals["week"].last_day and week.progress == 1
