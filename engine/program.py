@@ -231,6 +231,7 @@ class Program:
         self.reads_balances: dict[str, bool] = {}
         for event_type in self.event_types:
             names = {n for r in self.candidates_all(event_type) for n in _names(r)}
+            names.update(n for g in self.goals.get(event_type, ()) for n in _goal_names(g))
             self.reads_balances[event_type] = any(n.startswith("member.") and n[7:] in self.balances for n in names) or bool(
                 self.metric_expr
             )
@@ -293,6 +294,11 @@ def _names(rule: CompiledRule) -> list[str]:
         if action.amount is not None:
             names.extend(action.amount.names)
     return names
+
+
+def _goal_names(goal: CompiledGoal) -> list[str]:
+    names = [n for expr in (goal.when, goal.of) if expr is not None for n in expr.names]
+    return names + [n for action in goal.actions if action.amount is not None for n in action.amount.names]
 
 
 def _action(action: Action, loc: Loc, exprs: Mapping[Loc, Expr], scheme: Scheme) -> CompiledAction:

@@ -201,3 +201,26 @@ def test_merging_keeps_the_more_completions_and_the_earlier_badge():
     week = merged.goals["week"]
     assert (week.completions, week.earned_at) == (1, datetime.fromisoformat(day(7)))
     assert week.last_day == late.state.goals["week"].last_day and week.progress == 1
+
+
+def test_a_goal_may_read_a_balance_even_when_no_rule_of_its_event_does():
+    prog = program("""
+    id: rich
+    name: Rich
+    balances: {points: {}}
+    rules:
+      - {id: earn, on: purchase, then: [{award: {balance: points, amount: "event.amount"}}]}
+    achievements:
+      rich:
+        name: Rich
+        on: [checkin]
+        measure: count
+        when: member.points >= 100
+        target: 1
+        badge: rich
+    """)
+    m = Member(prog)
+    m.event("checkin", day(1))
+    m.event("purchase", day(2), amount=100)
+    done = m.event("checkin", day(3))
+    assert outcomes(done) == {"achievement:rich": "fired"} and "rich" in m.state.tags
