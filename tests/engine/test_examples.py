@@ -155,6 +155,7 @@ def test_update_expected_finds_every_example_up_to_date(capsys: pytest.CaptureFi
 COFFEE_TIERS = [("member", 0, 10), ("silver", 500, 12), ("gold", 2000, 15)]
 COFFEE_REWARDS = {"americano": 1500, "ten-off": 1000}
 WEEKEND = ("double-weekend", Fraction(1, 10), Fraction(2, 10))  # campaign id, holdout, rollout
+WEEKEND_END = datetime(2026, 7, 1, tzinfo=SHANGHAI)
 
 
 def campaign_group(campaign: str, member: str, holdout: Fraction, rollout: Fraction) -> str:
@@ -183,6 +184,7 @@ def coffee_model() -> dict[str, Any]:
     refused: list[str] = []
     totals: Counter[str] = Counter()
     weekend: Counter[str] = Counter()
+    bonus_rule: Counter[str] = Counter()
     for event in events("coffee"):
         m = members[event["member_id"]]
         a = attrs(event)
@@ -199,15 +201,32 @@ def coffee_model() -> dict[str, Any]:
             per_ten = COFFEE_TIERS[m.rank][2]  # earned at the tier held before the purchase
             base = amount * per_ten // 1000 if amount > 0 else 0
             awards = [("points", base), ("growth", amount // 100 if amount > 0 else 0)]
+            at_weekend = local(event).isoweekday() >= 6
             group = campaign_group(WEEKEND[0], event["member_id"], WEEKEND[1], WEEKEND[2])
-            if group == "rollout":
-                if local(event).isoweekday() >= 6:
-                    awards.append(("points", amount * per_ten // 1000))
-                    weekend["fired"] += 1
-                else:
-                    weekend["skipped:when_false"] += 1
-            else:
+            in_campaign = local(event) < WEEKEND_END
+            # the weekend-bonus group (best): the double points, or Silver's and Gold's half point
+            # per yuan, whichever is worth more (a point is worth 1 fen); on a tie the tier bonus,
+            # the first in file order
+            double = amount * per_ten // 1000 if in_campaign and group == "rollout" and at_weekend else None
+            bonus = amount // 200 if m.rank >= 1 and at_weekend else None
+            if bonus is not None and (double is None or bonus >= double):
+                awards.append(("points", bonus))
+                bonus_rule["fired"] += 1
+                if double is not None:
+                    weekend["skipped:group_lost"] += 1
+            elif double is not None:
+                awards.append(("points", double))
+                weekend["fired"] += 1
+                if bonus is not None:
+                    bonus_rule["skipped:group_lost"] += 1
+            if not (m.rank >= 1 and at_weekend):
+                bonus_rule["skipped:when_false"] += 1
+            if not in_campaign:
+                weekend["skipped:outside_window"] += 1
+            elif group != "rollout":
                 weekend["skipped:in_holdout" if group == "holdout" else "skipped:not_in_rollout"] += 1
+            elif not at_weekend:
+                weekend["skipped:when_false"] += 1
             for which, units in awards:
                 setattr(m, which, getattr(m, which) + units)
                 totals[f"{which}_issued"] += units
@@ -235,7 +254,7 @@ def coffee_model() -> dict[str, Any]:
         elif kind == "birthday":
             day = local(event).date()
             m.birthday_months.add((day.year, day.month))
-    return {"members": members, "refused": refused, "totals": totals, "weekend": weekend}
+    return {"members": members, "refused": refused, "totals": totals, "weekend": weekend, "bonus": bonus_rule}
 
 
 def test_growth_is_one_per_yuan_less_refunds():
@@ -272,6 +291,12 @@ def test_the_weekend_campaign_holds_out_a_tenth_and_reaches_a_fifth_of_the_rest_
     groups = Counter(campaign_group(WEEKEND[0], m, WEEKEND[1], WEEKEND[2]) for m in coffee_model()["members"])
     assert groups["holdout"] > 0 and groups["rollout"] > 0 and groups["outside"] > groups["rollout"]
     assert rule_counts("coffee", "weekend-double") == dict(sorted(coffee_model()["weekend"].items()))
+
+
+def test_at_weekends_silver_and_gold_get_the_tier_bonus_or_the_double_points_whichever_is_worth_more():
+    model = coffee_model()
+    assert rule_counts("coffee", "weekend-tier-bonus") == dict(sorted(model["bonus"].items()))
+    assert model["bonus"]["fired"] > 0 and model["bonus"]["skipped:group_lost"] > 0
 
 
 def test_a_member_gets_one_birthday_treat_even_when_two_systems_send_the_birthday():
