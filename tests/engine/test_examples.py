@@ -528,6 +528,9 @@ def test_a_daily_check_in_earns_five_points_once_a_day_and_a_seven_day_streak_10
 # --- shop: Nova Shop ---------------------------------------------------------------------------------
 
 SHOP_REWARDS = {"limited-50": (2000, 5), "voucher-10": (800, None)}  # cost, stock
+SHOP_REWARD_COUPONS = {"limited-50": "voucher-50", "voucher-10": "voucher-10"}
+SHOP_COUPONS = {"welcome-30": 3000, "voucher-50": 5000, "voucher-10": 1000}  # amount off
+SHOP_PER_ORDER = {"voucher-10": 2}  # else one of a kind per order; the welcome coupon goes alone
 WELCOME_BUDGET = 40
 DAILY_CAP, MOST_HELD, LEAST_SPENT = 10_000, 30_000, 100  # points earned a day, held, spent at once
 PAY_SHARE, PAY_MOST = Fraction(1, 5), 5_000  # points pay a fifth of an order, 5,000 at most
@@ -549,6 +552,8 @@ def shop_model() -> dict[str, Any]:
     cut: Counter[str] = Counter()
     posters_by: Counter[str] = Counter()  # poster-20 coupons per member (at most 1)
     posters_on: Counter[date] = Counter()  # and per local day (at most 3)
+    policy_of: dict[str, str] = {}  # coupon id (`<event id>#c1`) -> its policy
+    redeemed: Counter[str] = Counter()
 
     def award(member: str, day: date, units: int) -> int:
         fits = min(units, max(DAILY_CAP - earned_on[(member, day)], 0), max(MOST_HELD - points[member], 0))
@@ -563,7 +568,16 @@ def shop_model() -> dict[str, Any]:
         if kind == "signup":
             if len(welcomed) < WELCOME_BUDGET:
                 welcomed.append(member)
+                policy_of[f"{event['id']}#c1"] = "welcome-30"
         elif kind == "purchase":
+            listed = [policy_of[c] for c in a.get("coupons", [])]
+            kinds = Counter(listed)
+            if ("welcome-30" in kinds and len(listed) > 1) or any(n > SHOP_PER_ORDER.get(p, 1) for p, n in kinds.items()):
+                refusals.append((event["id"], "coupon_not_stackable"))
+                continue
+            # amount off only: each takes its amount off what is left
+            assert not listed or a["amount"] == max(a.get("order_amount", a["amount"]) - sum(SHOP_COUPONS[p] for p in listed), 0), event["id"]
+            redeemed.update(listed)
             paid = a.get("points_paid", 0)
             if paid:
                 order = a.get("order_amount") or a["amount"] + paid
@@ -608,6 +622,7 @@ def shop_model() -> dict[str, Any]:
             else:
                 points[member] -= cost
                 granted[a["reward"]] += 1
+                policy_of[f"{event['id']}#c1"] = SHOP_REWARD_COUPONS[a["reward"]]
         lowest[member] = min(lowest[member], points[member])
     signups = sum(1 for e in events("shop") if e["type"] == "signup")
     return {
@@ -620,7 +635,18 @@ def shop_model() -> dict[str, Any]:
         "refusals": refusals,
         "cut": cut,
         "posters": posters_on,
+        "redeemed": redeemed,
     }
+
+
+def test_coupons_stack_two_ten_yuan_vouchers_at_most_and_an_order_with_three_is_refused():
+    model = shop_model()
+    coupons = report("shop")["totals"]["coupons"]
+    assert {p: c.get("redeemed", 0) for p, c in coupons.items() if c.get("redeemed")} == dict(model["redeemed"])
+    stacked = [r for r in model["refusals"] if r[1] == "coupon_not_stackable"]
+    assert stacked == [("web-000085", "coupon_not_stackable")]
+    again = next(e for e in events("shop") if e["id"] == "web-000086")
+    assert len(attrs(again)["coupons"]) == 2
 
 
 def test_the_welcome_coupon_goes_to_the_first_40_signups_and_no_more():
