@@ -51,13 +51,14 @@ import simpleeval  # type: ignore[import-untyped]
 import yaml
 
 from perkflow import engine, rules
-from perkflow.engine import Event, Program, Replay, parse_event
+from perkflow.engine import Event, Program, Replay, parse_event, replay
 from perkflow.engine.evaluate import Decision, _counter_value
 from perkflow.engine.state import CounterState
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 COFFEE = EXAMPLES / "coffee" / "scheme.yaml"
+COFFEE_EVENTS = EXAMPLES / "coffee" / "events.jsonl"
 
 TARGET_EVENTS_PER_S = 50_000
 TARGET_VS_HAND = 3.0  # engine time / hand-written time, at most
@@ -65,6 +66,7 @@ TARGET_VS_NAIVE = 20.0  # naive time / engine time, at least
 TARGET_SCALE = 1.5  # 1,000-rule time / 10-rule time, at most
 TARGET_LOAD_S = 1.0
 TARGET_MEMORY_MIB = 20.0
+TARGET_GROUPS = 1.2  # coffee with its evaluation group deciding / the same group with policy all, at most
 
 
 class Abort(Exception):
@@ -435,20 +437,42 @@ class HandCoffee:
             if visits == 5 and m.latte_held < 12:  # frequent-visitor
                 self._coupon(m, "latte-free", 14, at, day, "frequent-visitor", effects)
                 m.latte_held += 1
-            if (
-                self.CAMPAIGN_START <= at < self.CAMPAIGN_END
+            weekend = local.isoweekday() >= 6
+            double = (
+                points
+                if self.CAMPAIGN_START <= at < self.CAMPAIGN_END
                 and self._in_rollout(m)
-                and local.isoweekday() >= 6
+                and weekend
                 and points <= self.BUDGET - self.budget_used
-            ):  # weekend-double
-                self._earn(m, "points", points, at, day, "weekend-double", effects, earned, new_lots)
-                self.budget_used += points
+                else None
+            )  # weekend-double
+            bonus = amount // 200 if rank >= 1 and weekend else None  # weekend-tier-bonus
+            self._weekend_bonus(m, double, bonus, at, day, effects, earned, new_lots)
             if earned or amount:
                 m.earnings[event.id] = (amount, tuple(earned), tuple(new_lots))
         elif kind == "signup":  # welcome
             self._earn(m, "points", 100, at, day, "welcome", effects, [], [])
         elif kind != "checkin":
             raise Abort(f"the peers replay signup, purchase and checkin events, not '{kind}'")
+
+    def _weekend_bonus(
+        self,
+        m: _Member,
+        double: int | None,
+        bonus: int | None,
+        at: datetime,
+        day: date,
+        effects: list[tuple[Any, ...]],
+        earned: list[tuple[str, None, int]],
+        new_lots: list[str],
+    ) -> None:
+        """The group weekend-bonus (best): the award worth more fires (a point is worth 1 fen);
+        on a tie the tier bonus, first in file order."""
+        if bonus is not None and (double is None or bonus >= double):
+            self._earn(m, "points", bonus, at, day, "weekend-tier-bonus", effects, earned, new_lots)
+        elif double is not None:
+            self._earn(m, "points", double, at, day, "weekend-double", effects, earned, new_lots)
+            self.budget_used += double
 
     def finish(self) -> None:
         if self.last_at is not None:
@@ -595,6 +619,8 @@ class NaiveCoffee(HandCoffee):
         self.visitor_when = texts["frequent-visitor"].when
         self.weekend_when = texts["weekend-double"].when
         (self.weekend_points,) = amounts("weekend-double")
+        self.bonus_when = texts["weekend-tier-bonus"].when
+        (self.bonus_points,) = amounts("weekend-tier-bonus")
         (self.welcome_points,) = amounts("welcome")
         self.functions = {"weekday": lambda t: datetime.fromtimestamp(t, TZ).isoweekday()}
         self.compound: set[str] = set()
@@ -647,6 +673,10 @@ class NaiveCoffee(HandCoffee):
             if self._eval(self.visitor_when, names) and m.latte_held < 12:
                 self._coupon(m, "latte-free", 14, at, day, "frequent-visitor", effects)
                 m.latte_held += 1
+            bonus = (
+                self._units(self._eval(self.bonus_points, names)) if self._eval(self.bonus_when, names) else None
+            )
+            double = None
             if self.CAMPAIGN_START <= at < self.CAMPAIGN_END and self._in_rollout(m):
                 names["campaign"] = {
                     "id": self.CAMPAIGN,
@@ -655,9 +685,8 @@ class NaiveCoffee(HandCoffee):
                 }
                 if self._eval(self.weekend_when, names):
                     points = self._units(self._eval(self.weekend_points, names))
-                    if points <= self.BUDGET - self.budget_used:
-                        self._earn(m, "points", points, at, day, "weekend-double", effects, earned, new_lots)
-                        self.budget_used += points
+                    double = points if points <= self.BUDGET - self.budget_used else None
+            self._weekend_bonus(m, double, bonus, at, day, effects, earned, new_lots)
             if earned or amount:
                 m.earnings[event.id] = (amount, tuple(earned), tuple(new_lots))
         elif kind == "signup":
@@ -998,6 +1027,44 @@ def bench_examples(rounds: int, min_pass_events: int) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def bench_groups(rounds: int, min_pass_events: int) -> dict[str, Any]:
+    """The coffee example with its evaluation group (weekend-bonus, policy best) against the same
+    scheme with the group's policy set to `all` (every rule fires as if ungrouped), on the
+    example's own events, trace on and off, all four sides interleaved."""
+    on_text = COFFEE.read_text(encoding="utf-8")
+    off_text = on_text.replace("    policy: best\n", "    policy: all\n")
+    if on_text.count("    policy: best\n") != 1:
+        raise Abort("examples/coffee/scheme.yaml no longer has its one 'policy: best' group")
+    programs = {"on": load_program(on_text, str(COFFEE)), "off": load_program(off_text, str(COFFEE))}
+    raws = [json.loads(line) for line in COFFEE_EVENTS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    events, bad = parse_all(programs["on"], raws)
+    if bad:
+        raise Abort(f"{bad} events of examples/coffee/events.jsonl do not parse")
+    rules = replay(programs["on"], raws).report()["rules"]
+    lost = sum(counts.get("skipped:group_lost", 0) for counts in rules.values())
+    repeat = max(1, -(-min_pass_events // len(events)))
+
+    def side(program: Program, trace: bool) -> Callable[[], int]:
+        def go() -> int:
+            for _ in range(repeat):
+                engine_pass(program, events, trace)
+            return repeat * len(events)
+
+        return go
+
+    sides = {f"groups {g}, trace {t}": side(programs[g], t == "on") for t in ("on", "off") for g in ("on", "off")}
+    for s in sides.values():
+        s()  # warm-up
+    samples = interleaved(sides, rounds)
+    return {
+        "events": len(events),
+        "passes_per_sample": repeat,
+        "group_lost_lines": lost,
+        "sides": {name: summary(samples[name]) for name in sides},
+        "ratio": {t: ratio(samples[f"groups on, trace {t}"], samples[f"groups off, trace {t}"]) for t in ("on", "off")},
+    }
 
 
 def bench_coffee(rounds: int, members: int, n_events: int, check_events: int) -> dict[str, Any]:
@@ -1348,6 +1415,22 @@ def render(results: dict[str, Any]) -> str:
         f"  the larger of kept and RSS growth: {memory:.1f} MiB   target < {TARGET_MEMORY_MIB:g} MiB  "
         f"{verdict(memory < TARGET_MEMORY_MIB)}",
     ]
+    groups = results["groups"]
+    lines += [
+        "",
+        "5. Evaluation groups: examples/coffee with its group, and with the group's policy set to all",
+        "--------------------------------------------------------------------------------------------",
+        f"  {groups['events']:,} events of examples/coffee/events.jsonl, {groups['passes_per_sample']} passes a sample; "
+        f"{groups['group_lost_lines']} trace lines group_lost with the group on.",
+        _HEAD,
+    ]
+    for name, s in groups["sides"].items():
+        lines.append(_row(name, s))
+    for t in ("on", "off"):
+        r = groups["ratio"][t]
+        lines.append(
+            f"  groups on / groups off, trace {t:<3}  {r:>6.2f}x  target <= {TARGET_GROUPS:g}x  {verdict(r <= TARGET_GROUPS)}"
+        )
     return "\n".join(lines)
 
 
@@ -1389,6 +1472,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds, [10, 100, 1000], members=100 if quick else 300, n_events=600 if quick else 8_000
         )
         results["load"] = bench_load(1000, 1 if quick else 5)
+        results["groups"] = bench_groups(rounds, min_pass_events=300 if quick else 5_000)
     except Abort as abort:
         print(f"benchmark aborted: {abort}", file=sys.stderr)
         return 1

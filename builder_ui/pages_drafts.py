@@ -28,7 +28,7 @@ TABS: list[tuple[str, list[str]]] = [
     ("tiers", ["tiers"]),
     ("counters", ["counters"]),
     ("event_types", ["event_types"]),
-    ("rules", ["rules"]),
+    ("rules", ["rules", "groups"]),
     ("coupons", ["coupons"]),
     ("rewards", ["rewards"]),
     ("campaigns", ["campaigns"]),

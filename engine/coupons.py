@@ -5,17 +5,21 @@ with what discount, or why it does not. The engine redeems the coupons of a purc
 `coupon_redemption` event) only when every one applies, with exactly these discounts; the API's
 validation endpoint shows the same answer before checkout. The rule is written once, here.
 
-The stacking rule: coupons are taken in the order listed, and each must be usable on its own
-(held, unused, valid at the time, minimum spend met by the order before coupons) and compatible
-with those taken before it (`stacking.with_others`, `stacking.max_per_order`). Amount-off
-coupons apply before free items, and those before percent-off, so a percentage never applies to
-money already taken off; ties keep the listed order.
+The stacking rule (docs/semantics.md, "Coupon stacking"): each coupon must first be usable on its
+own (held, unused, valid at the time, minimum spend met by the order before coupons). The usable
+ones are then taken one by one, the one that takes most off the whole order first (ties: apply
+order, then coupon id), each only if it is compatible with those already taken
+(`stacking.with_others`, `not_with_kinds` both ways, `max_per_order`). The coupons taken apply from
+the lowest `apply_order` up; ties go amount off, then free items, then percent off (so by default
+a percentage never applies to money already taken off), then policy id, then coupon id. A
+percent off is a share of what earlier coupons left. Nothing depends on the order the coupons
+were listed in, except which of two listings of the same coupon is called `coupon_twice`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
@@ -55,18 +59,29 @@ def _usable(coupon: Coupon, at: datetime) -> str | None:
     return f"coupon '{coupon.id}' is {state}"
 
 
-def _stacking(
-    policy_id: str, policy: CouponPolicy, taken: list[tuple[int, Coupon, CouponPolicy]]
-) -> str | None:
+def _apply_key(coupon: Coupon, policy: CouponPolicy) -> tuple[int, int, str, str]:
+    return (policy.stacking.apply_order, _RANK[policy.benefit.kind], coupon.policy, coupon.id)
+
+
+def _conflict(coupon: Coupon, policy: CouponPolicy, taken: list[tuple[int, Coupon, CouponPolicy]]) -> tuple[str, str] | None:
+    """Why a coupon cannot join those already taken (code, words), or None."""
     if not taken:
         return None
     if not policy.stacking.with_others:
-        return "cannot be used with another coupon"
+        return "coupon_not_stackable", f"coupon '{coupon.id}' cannot be used with another coupon, and '{taken[0][1].id}' applies"
     alone = next((c for _, c, p in taken if not p.stacking.with_others), None)
     if alone is not None:
-        return f"coupon '{alone.id}' cannot be used with another coupon"
-    if sum(1 for _, c, _ in taken if c.policy == policy_id) >= policy.stacking.max_per_order:
-        return f"at most {policy.stacking.max_per_order} '{policy_id}' coupon(s) per order"
+        return "coupon_not_stackable", f"coupon '{coupon.id}': coupon '{alone.id}' cannot be used with another coupon"
+    kind = policy.benefit.kind
+    for _, other, other_policy in taken:
+        other_kind = other_policy.benefit.kind
+        if other_kind in policy.stacking.not_with_kinds or kind in other_policy.stacking.not_with_kinds:
+            return (
+                "coupon_kind_excluded",
+                f"coupon '{coupon.id}' ({kind}) may not share an order with coupon '{other.id}' ({other_kind})",
+            )
+    if sum(1 for _, c, _ in taken if c.policy == coupon.policy) >= policy.stacking.max_per_order:
+        return "coupon_not_stackable", f"coupon '{coupon.id}': at most {policy.stacking.max_per_order} '{coupon.policy}' coupon(s) per order"
     return None
 
 
@@ -83,10 +98,10 @@ def _discount(policy: CouponPolicy, left: int) -> int:
 def validate_coupons(
     program: Program, state: MemberState, order_amount: int, coupon_ids: Sequence[str], at: datetime
 ) -> list[CouponCheck]:
-    """One check per coupon listed, in the order given."""
+    """One check per coupon listed, in the order given; what each says does not depend on that order."""
     held = {c.id: c for c in state.coupons}
     checks: list[CouponCheck] = []
-    taken: list[tuple[int, Coupon, CouponPolicy]] = []
+    usable: list[tuple[int, Coupon, CouponPolicy]] = []
     seen: set[str] = set()
     for i, coupon_id in enumerate(coupon_ids):
         coupon = held.get(coupon_id)
@@ -108,23 +123,25 @@ def validate_coupons(
                 "coupon_min_spend",
                 f"coupon '{coupon_id}' needs an order of at least {policy.min_spend}, this one is {order_amount}",
             )
-        elif (why := _stacking(coupon.policy, policy, taken)) is not None:
-            refusal = ("coupon_not_stackable", f"coupon '{coupon_id}': {why}")
         seen.add(coupon_id)
+        checks.append(CouponCheck(coupon_id, i, coupon.policy if coupon else None))
         if refusal is not None:
-            checks.append(
-                CouponCheck(
-                    coupon_id, i, coupon.policy if coupon else None, code=refusal[0], message=refusal[1]
-                )
-            )
+            checks[i] = replace(checks[i], code=refusal[0], message=refusal[1])
             continue
         assert coupon is not None and policy is not None
-        taken.append((i, coupon, policy))
-        checks.append(CouponCheck(coupon_id, i, coupon.policy))
+        usable.append((i, coupon, policy))
+    # Which stack: the biggest saving on the whole order first, so the answer is the same however
+    # the coupons were listed.
+    usable.sort(key=lambda t: (-_discount(t[2], order_amount), _apply_key(t[1], t[2])))
+    taken: list[tuple[int, Coupon, CouponPolicy]] = []
+    for i, coupon, policy in usable:
+        conflict = _conflict(coupon, policy, taken)
+        if conflict is None:
+            taken.append((i, coupon, policy))
+        else:
+            checks[i] = replace(checks[i], code=conflict[0], message=conflict[1])
     left = order_amount
-    for order, (i, coupon, policy) in enumerate(
-        sorted(taken, key=lambda t: (_RANK[t[2].benefit.kind], t[0])), 1
-    ):
+    for order, (i, coupon, policy) in enumerate(sorted(taken, key=lambda t: _apply_key(t[1], t[2])), 1):
         discount = _discount(policy, left)
         left -= min(left, discount)
         checks[i] = CouponCheck(coupon.id, i, coupon.policy, True, order, discount)

@@ -748,49 +748,152 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         work.earnings = earnings
 
 
+@dataclass(slots=True)
+class _Ready:
+    """A rule that passed every check, with its amounts worked out, waiting to fire."""
+
+    rule: CompiledRule
+    amounts: list[int]
+    clipped: list[RuleTrace] | None
+    cap_updates: dict[str, tuple[str, int]] | None
+    read: Mapping[str, Any]
+    campaign_budget: tuple[str, str, int] | None
+
+
 def _run_rules(program: Program, work: _Work, event: Event, data: dict[str, Any]) -> None:
     stopped_by: str | None = None
     tracing = work.tracing
-    for rule in program.candidates(event.type, event.store):
+    candidates = program.candidates(event.type, event.store)
+    decided: set[str] = set()  # groups already decided, at the place of their first rule
+    for rule in candidates:
+        group = rule.group
+        if group is not None and group in decided:
+            continue  # traced when its group was decided
         if stopped_by is not None:
             if tracing:
                 work.trace.append(RuleTrace(rule.id, "skipped", "after_exclusive", detail=f"exclusive rule '{stopped_by}' fired"))
             continue
-        read: Mapping[str, Any] = _EMPTY
-        try:
-            if rule.channels is not None and event.channel not in rule.channels:
-                raise _Skip("out_of_scope", f"channel '{event.channel}' is not in the rule's scope")
-            campaign = rule.campaign
-            if campaign is not None:
-                _check_campaign(work, campaign, data)
-            else:
-                data["campaign"] = _EMPTY
-            cap_updates = _check_caps(work, rule) if rule.caps else None
-            when = rule.when
-            if when is not None:
-                if tracing:
-                    read = _read(data, when.names)
-                try:
-                    passed = when.fn(data)  # Expr.__call__ without the extra call
-                except EvalError as exc:
-                    raise _Skip("expression_error", str(exc)) from None
-                if not passed:  # the common skip, traced without raising
-                    if tracing:
-                        work.trace.append(RuleTrace(rule.id, "skipped", "when_false", read))
-                    continue
-            _run_actions(program, work, rule.actions, rule.id, data, campaign_budget=(campaign.id, campaign.budget_balance, campaign.budget_limit) if campaign and campaign.budget_balance else None)
-        except _Skip as skip:
+        if group is not None:
+            decided.add(group)
+            members = [r for r in candidates if r.group == group]
+            fired = _decide_group(program, work, event, data, group, members)
+        else:
+            ready = _ready(program, work, event, data, rule)
+            fired = rule if ready is not None else None
+            if ready is not None:
+                _fire(program, work, data, ready)
+        if fired is not None and fired.rule.exclusive:
+            stopped_by = fired.id
+
+
+def _ready(program: Program, work: _Work, event: Event, data: dict[str, Any], rule: CompiledRule) -> _Ready | None:
+    """Check a rule and work out its amounts without applying anything; None (and a trace line)
+    when it is skipped."""
+    tracing = work.tracing
+    read: Mapping[str, Any] = _EMPTY
+    try:
+        if rule.channels is not None and event.channel not in rule.channels:
+            raise _Skip("out_of_scope", f"channel '{event.channel}' is not in the rule's scope")
+        campaign = rule.campaign
+        if campaign is not None:
+            _check_campaign(work, campaign, data)
+        else:
+            data["campaign"] = _EMPTY
+        cap_updates = _check_caps(work, rule) if rule.caps else None
+        when = rule.when
+        if when is not None:
             if tracing:
-                work.trace.append(RuleTrace(rule.id, "skipped", skip.reason, read, skip.detail))
-            continue
-        if cap_updates:
-            if work.caps is None:
-                work.caps = dict(work.state.caps)
-            work.caps.update(cap_updates)
+                read = _read(data, when.names)
+            try:
+                passed = when.fn(data)  # Expr.__call__ without the extra call
+            except EvalError as exc:
+                raise _Skip("expression_error", str(exc)) from None
+            if not passed:  # the common skip, traced without raising
+                if tracing:
+                    work.trace.append(RuleTrace(rule.id, "skipped", "when_false", read))
+                return None
+        budget = (campaign.id, campaign.budget_balance, campaign.budget_limit) if campaign and campaign.budget_balance else None
+        amounts, clipped = _plan_actions(program, work, rule.actions, rule.id, data, budget)
+    except _Skip as skip:
         if tracing:
-            work.trace.append(RuleTrace(rule.id, "fired", "", read))
-        if rule.rule.exclusive:
-            stopped_by = rule.id
+            work.trace.append(RuleTrace(rule.id, "skipped", skip.reason, read, skip.detail))
+        return None
+    return _Ready(rule, amounts, clipped, cap_updates, read, budget)
+
+
+def _fire(program: Program, work: _Work, data: dict[str, Any], ready: _Ready) -> None:
+    rule = ready.rule
+    data["campaign"] = rule.campaign.names if rule.campaign is not None else _EMPTY
+    _apply_actions(program, work, rule.actions, ready.amounts, ready.clipped, rule.id, data, ready.campaign_budget)
+    if ready.cap_updates:
+        if work.caps is None:
+            work.caps = dict(work.state.caps)
+        work.caps.update(ready.cap_updates)
+    if work.tracing:
+        work.trace.append(RuleTrace(rule.id, "fired", "", ready.read))
+
+
+def _decide_group(
+    program: Program, work: _Work, event: Event, data: dict[str, Any], group: str, members: list[CompiledRule]
+) -> CompiledRule | None:
+    """At most one rule of a `first`, `best` or `lowest_cost` group fires. Every member is checked
+    as usual (a skipped one is traced with its own reason); of those that could fire, `first`
+    takes the first in rule order, `best` the one worth most to the member, `lowest_cost` the one
+    worth least (ties: the first in rule order, i.e. priority, then file order). The others are
+    traced `group_lost` naming the winner, and consume no budget, cap or stock."""
+    policy = program.group_policy[group]
+    passed: list[_Ready] = []
+    for rule in members:
+        if policy == "first" and passed:
+            if work.tracing:
+                work.trace.append(RuleTrace(rule.id, "skipped", "group_lost", detail=f"group '{group}' (first): rule '{passed[0].rule.id}' fired first"))
+            continue
+        ready = _ready(program, work, event, data, rule)
+        if ready is not None:
+            passed.append(ready)
+    if not passed:
+        return None
+    if policy == "first":
+        winner = passed[0]
+        values: dict[str, Decimal] = {}
+    else:
+        values = {r.rule.id: rule_value(program, r.rule, r.amounts) for r in passed}
+        pick = max if policy == "best" else min  # both keep the first of equals: rule order breaks ties
+        winner = pick(passed, key=lambda r: values[r.rule.id])
+    if work.tracing:
+        for r in passed:
+            if r is not winner:
+                worth = f": worth {_figure(values[winner.rule.id])} against {_figure(values[r.rule.id])}" if values else ""
+                work.trace.append(RuleTrace(r.rule.id, "skipped", "group_lost", r.read, f"group '{group}' ({policy}): rule '{winner.rule.id}' won{worth}"))
+    _fire(program, work, data, winner)
+    return winner.rule
+
+
+def _figure(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def rule_value(program: Program, rule: CompiledRule, amounts: list[int]) -> Decimal:
+    """What firing a rule is worth to the member, in minor units: awards at their balance's unit
+    worth, less deductions; coupons at face value; a reward at its cost in its balance."""
+    worth = program.unit_worth
+    total = Decimal(0)
+    for action, amount in zip(rule.actions, amounts, strict=True):
+        kind = action.kind
+        if kind == "award":
+            assert action.balance is not None
+            total += amount * worth[action.balance]
+        elif kind == "deduct":
+            assert action.balance is not None
+            total -= amount * worth[action.balance]
+        elif kind == "issue_coupon":
+            assert action.target is not None
+            total += action.count * program.scheme.coupons[action.target].face_value()
+        elif kind == "grant_reward":
+            assert action.target is not None
+            cost = program.scheme.rewards[action.target].cost
+            total += cost.amount * worth[cost.balance]
+    return total
 
 
 def goal_progress(goal: CompiledGoal, state: GoalState, day: date) -> int:
@@ -909,9 +1012,36 @@ def _run_actions(
     campaign_budget: tuple[str, str, int] | None = None,
 ) -> None:
     """Check every action of a rule first, then apply them all: a rule fires whole or not at all."""
+    amounts, clipped = _plan_actions(program, work, actions, rule, data, campaign_budget)
+    _apply_actions(program, work, actions, amounts, clipped, rule, data, campaign_budget)
+
+
+def _plan_actions(
+    program: Program,
+    work: _Work,
+    actions: tuple[CompiledAction, ...],
+    rule: str | None,
+    data: Mapping[str, Any],
+    campaign_budget: tuple[str, str, int] | None,
+) -> tuple[list[int], list[RuleTrace] | None]:
+    """The amounts of a rule's actions, cut by balance limits, after checking that every action
+    can be applied (raises `_Skip` otherwise). Nothing is applied."""
     amounts = _amounts(actions, data, "")
     clipped = _clip(program, work, actions, amounts, rule) if program.limited else None
     _check_actions(program, work, actions, amounts, data, campaign_budget, {}, {})
+    return amounts, clipped
+
+
+def _apply_actions(
+    program: Program,
+    work: _Work,
+    actions: tuple[CompiledAction, ...],
+    amounts: list[int],
+    clipped: list[RuleTrace] | None,
+    rule: str | None,
+    data: Mapping[str, Any],
+    campaign_budget: tuple[str, str, int] | None,
+) -> None:
     if clipped and work.tracing:
         work.trace.extend(clipped)
     for action, amount in zip(actions, amounts, strict=True):

@@ -84,6 +84,7 @@ class CompiledRule:
     caps: tuple[tuple[int, str], ...]
     channels: frozenset[str] | None
     campaign: CompiledCampaign | None
+    group: str | None = None  # its evaluation group, when that group's policy is not `all`
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,12 @@ class Program:
         for name, b in scheme.balances.items():
             if b.pending is not None and b.pending.until_event is not None:
                 self.activated_by[b.pending.until_event] = self.activated_by.get(b.pending.until_event, frozenset()) | {name}
+        # What one unit of a balance is worth to a member, for groups that compare value: its
+        # declared `value`, else 1 on a money balance (minor units); the loader requires one of them.
+        self.unit_worth: dict[str, Decimal] = {
+            name: b.value if b.value is not None else Decimal(1 if b.unit == "money" else 0) for name, b in scheme.balances.items()
+        }
+        self.group_policy: dict[str, str] = {gid: g.policy for gid, g in scheme.groups.items()}
         self.payer: str | None = next((name for name, b in scheme.balances.items() if b.order_payment is not None), None)
         self.levels: tuple[TierLevel, ...] = tuple(scheme.tiers.levels) if scheme.tiers else ()
         self.rank: dict[str, int] = {level.id: i for i, level in enumerate(self.levels)}
@@ -254,6 +261,7 @@ class Program:
         scope = rule.scope
         stores = frozenset(scope.stores) if scope is not None and scope.stores is not None else None
         channels = frozenset(scope.channels) if scope is not None and scope.channels is not None else None
+        group = rule.group if rule.group is not None else campaign.campaign.group if campaign is not None else None
         compiled = CompiledRule(
             rule.id,
             rule,
@@ -263,6 +271,8 @@ class Program:
             tuple((cap.limit, cap.per) for cap in rule.caps),
             channels,
             campaign,
+            # a group whose policy is `all` lets every rule fire: its rules run as if ungrouped
+            group if group is not None and self.scheme.groups[group].policy != "all" else None,
         )
         return compiled, stores
 

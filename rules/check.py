@@ -13,7 +13,7 @@ from .builtins import ENVELOPE_FIELDS, MEMBER_FIELDS, PERSONAL_FIELDS, event_typ
 from .errors import SchemeError, format_path
 from .expr import Expr, Type, compile_expr, functions_for
 from .load import Loc, SourceMap
-from .models import Action, Award, Deduct, GrantReward, IssueCoupon, Notify, Rule, Scheme, SetTier
+from .models import Action, Award, Campaign, Deduct, GrantReward, IssueCoupon, Notify, Rule, Scheme, SetTier
 
 _ATTRIBUTE_TYPES = {
     "int": Type.NUMBER,
@@ -296,6 +296,50 @@ def _check_references(scheme: Scheme, report: _Reporter) -> None:
             if event_type not in known_types:
                 report.at(("achievements", achievement_id, "on", i), "unknown_event_type", f"no event type '{event_type}'" + _suggest(event_type, list(known_types)))
         _check_actions(scheme, achievement.then, ("achievements", achievement_id, "then"), report)
+    _check_groups(scheme, report)
     for c, campaign in enumerate(scheme.campaigns):
         if campaign.budget is not None and campaign.budget.balance not in scheme.balances:
             report.at(("campaigns", c, "budget", "balance"), "unknown_balance", f"no balance '{campaign.budget.balance}'" + _suggest(campaign.budget.balance, list(scheme.balances)))
+
+
+def rule_group(rule: Rule, campaign: Campaign | None) -> str | None:
+    """The group a rule competes in: its own, else its campaign's."""
+    return rule.group if rule.group is not None else campaign.group if campaign is not None else None
+
+
+def _valued_balances(scheme: Scheme, actions: list[Action]) -> Iterator[tuple[int, str, str]]:
+    """(action index, field, balance) of each balance whose units a rule's value counts."""
+    for i, action in enumerate(actions):
+        if isinstance(action, Award):
+            yield i, "award", action.award.balance
+        elif isinstance(action, Deduct):
+            yield i, "deduct", action.deduct.balance
+        elif isinstance(action, GrantReward) and action.grant_reward.reward in scheme.rewards:
+            yield i, "grant_reward", scheme.rewards[action.grant_reward.reward].cost.balance
+
+
+def _check_groups(scheme: Scheme, report: _Reporter) -> None:
+    """A group named must be declared; a group that compares value needs every balance its rules
+    move to say what a unit is worth (a money balance is worth its minor units)."""
+    campaigns = {("campaigns", c): campaign for c, campaign in enumerate(scheme.campaigns)}
+    for c, campaign in enumerate(scheme.campaigns):
+        if campaign.group is not None and campaign.group not in scheme.groups:
+            report.at(("campaigns", c, "group"), "unknown_group", f"no group '{campaign.group}'" + _suggest(campaign.group, list(scheme.groups)))
+    for loc, rule in _all_rules(scheme):
+        campaign = campaigns.get(loc[:2]) if loc[0] == "campaigns" else None
+        if rule.group is not None and rule.group not in scheme.groups:
+            report.at((*loc, "group"), "unknown_group", f"no group '{rule.group}'" + _suggest(rule.group, list(scheme.groups)))
+            continue
+        group_id = rule_group(rule, campaign)
+        group = scheme.groups.get(group_id) if group_id is not None else None
+        if group is None or group.policy not in ("best", "lowest_cost"):
+            continue
+        for i, kind, name in _valued_balances(scheme, rule.then):
+            balance = scheme.balances.get(name)
+            if balance is not None and balance.value is None and balance.unit != "money":
+                report.at(
+                    (*loc, "then", i, kind),
+                    "group_needs_value",
+                    f"rule '{rule.id}' competes in group '{group_id}' ({group.policy}), which compares value: "
+                    f"balance '{name}' needs a 'value' (what one unit is worth)",
+                )

@@ -7,6 +7,7 @@ import ast
 from collections.abc import Callable
 from decimal import Decimal
 
+from .check import rule_group
 from .errors import SchemeError, format_path
 from .load import Loc, SourceMap
 from .models import Award, Campaign, Rule, Scheme
@@ -136,13 +137,16 @@ def _overlapping_campaigns(scheme: Scheme, warn: Warn) -> None:
             if first.start >= second.end or second.start >= first.end:
                 continue
             shared = {r.on for r in first.rules} & {r.on for r in second.rules}
-            decided = any(r.exclusive for r in first.rules + second.rules if r.on in shared)
+            competing = [(r, c) for c in (first, second) for r in c.rules if r.on in shared]
+            # an evaluation group of their own, whatever its policy, is a stacking decision too
+            groups = {rule_group(r, c) for r, c in competing}
+            decided = any(r.exclusive for r, _ in competing) or (len(groups) == 1 and None not in groups)
             if shared and not decided:
                 warn(
                     ("campaigns", j),
                     "overlapping_campaigns",
                     f"campaigns '{first.id}' and '{second.id}' overlap in time and both act on "
-                    f"{', '.join(sorted(shared))} events; make one exclusive or set priorities to decide how they stack",
+                    f"{', '.join(sorted(shared))} events; put their rules in one group, or make one exclusive, to decide how they stack",
                 )
 
 

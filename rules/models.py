@@ -518,6 +518,9 @@ class Rule(Model):
     caps: list[Cap] = Field(default_factory=list, description="Frequency caps per member.")
     scope: Scope | None = None
     enabled: bool = True
+    group: Id | None = Field(
+        None, description="The evaluation group this rule competes in (declared under `groups`); a campaign's group applies to its rules."
+    )
 
 
 # --- achievements ------------------------------------------------------------------------------
@@ -603,9 +606,22 @@ class Validity(Model):
         return self
 
 
+CouponKind = Literal["amount_off", "percent_off", "free_item"]
+
+
 class Stacking(Model):
+    """How a coupon of this policy combines with others on one order (叠加规则)."""
+
     with_others: bool = Field(True, description="Whether another coupon may be used on the same order.")
+    not_with_kinds: list[CouponKind] = Field(
+        default_factory=list,
+        description="Kinds of coupon this one may not share an order with (percent_off): the exclusion works both ways.",
+    )
     max_per_order: int = Field(1, ge=1, description="How many coupons of this policy one order may use.")
+    apply_order: int = Field(
+        0,
+        description="Coupons apply from the lowest apply_order up; ties go amount_off, then free_item, then percent_off, then by policy id.",
+    )
 
 
 class Codes(Model):
@@ -703,6 +719,9 @@ class Campaign(Model):
         Decimal(0), ge=0, lt=1, description="The share of the eligible members kept out to measure lift."
     )
     budget: CampaignBudget | None = None
+    group: Id | None = Field(
+        None, description="The evaluation group every rule of the campaign competes in, unless a rule names its own."
+    )
     rules: list[Rule] = Field(min_length=1)
 
     @field_validator("start", "end")
@@ -717,6 +736,19 @@ class Campaign(Model):
         if self.end <= self.start:
             raise ValueError("'end' must be after 'start'")
         return self
+
+
+class Group(Model):
+    """Rules and campaigns that compete for the same event (互斥组 / 叠加组): the policy says which fire."""
+
+    name: Text | None = None
+    description: Text | None = None
+    policy: Literal["all", "first", "best", "lowest_cost"] = Field(
+        description=(
+            "all: every member rule that passes fires; first: only the first that passes, by priority then file order; "
+            "best: only the one worth most to the member; lowest_cost: only the one that costs the business least."
+        )
+    )
 
 
 # --- notifications and governance --------------------------------------------------------------
@@ -766,6 +798,10 @@ class Scheme(Model):
     campaigns: list[Campaign] = Field(default_factory=list)
     achievements: dict[Id, Achievement] = Field(
         default_factory=dict, description="成就: goals members complete for a badge and a reward (a 7-day check-in streak, 4 visits in a month)."
+    )
+    groups: dict[Id, Group] = Field(
+        default_factory=dict,
+        description="Evaluation groups by id: rules and campaigns that name a group compete under its policy.",
     )
     templates: dict[Id, Template] = Field(default_factory=dict)
     inactivity: Inactivity | None = Field(

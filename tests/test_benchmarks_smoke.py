@@ -19,6 +19,7 @@ def test_the_engine_benchmark_runs_and_prints_its_table():
         "2. Examples",
         "3. Scale",
         "4. Loading the",
+        "5. Evaluation groups",
     ):
         assert heading in done.stdout, f"{heading!r} missing from:\n{done.stdout[-3000:]}"
 

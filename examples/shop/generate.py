@@ -9,7 +9,9 @@ refused. One member buys a TV, spends the points on vouchers and returns the TV:
 back become a debt that his later orders pay off. In June a company buys TVs for its offices: the
 daily earning cap and the maximum balance cut its points, and it pays orders with points within
 the limits (two attempts beyond them are refused). On 10 and 11 June five new members claim
-codes from the posters (three a day can be claimed, one per member).
+codes from the posters (three a day can be claimed, one per member). On 18 April a member
+checks out with three ¥10 vouchers, of which one order takes two: the order is refused and placed
+again with two.
 
 The stream is deterministic: a seeded `random.Random`, and the engine replayed as the stream is
 written, so the generator knows a member's points and coupons (coupon ids are `<event id>#c<n>`).
@@ -33,11 +35,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # examples/stream.py
 from stream import Stream  # noqa: E402
 
+from perkflow.engine.coupons import validate_coupons  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 SEED = 20260201
 TZ = timezone(timedelta(hours=8))
 FIRST_DAY, LAST_DAY = date(2026, 2, 1), date(2026, 6, 30)
 FLASH_SALE = datetime(2026, 5, 20, 10, 0, tzinfo=TZ)  # the limited voucher goes on sale on "520"
+STACKING_DAY = datetime(2026, 4, 18, 20, 30, tzinfo=TZ)  # three ¥10 vouchers, at most two per order
 
 CATALOGUE = {  # sku: (category, price in fen)
     "NUTS-MIX": ("snacks", 3990),
@@ -148,6 +153,7 @@ class Shop:
         debtor = self.members[DEBTOR]
         self.stream.later(datetime(2026, 5, 16, 21, 15, tzinfo=TZ), self.order, debtor, ["SMART-TV-55"])
         self.stream.later(FLASH_SALE, self.flash_sale)
+        self.stream.later(STACKING_DAY, self.three_vouchers)
         for at, kind, attributes in BULK_STORY:
             self.stream.later(at, self.bulk, kind, attributes)
         for at, member_id, kind, attributes in POSTER_STORY:
@@ -264,6 +270,29 @@ class Shop:
         # The debtor also takes a ¥10 voucher right after.
         yield wait
         self.stream.emit("reward_redemption", DEBTOR, at + wait, "app", reward="voucher-10")
+
+    def three_vouchers(self, at: datetime) -> Iterator[timedelta]:
+        """The member with the most points takes three ¥10 vouchers and checks out on the web with
+        all three before the page has asked which stack: at most two go on one order, so the order
+        is refused (coupon_not_stackable), and placed again a minute later with the two that apply."""
+        joined = [m for m in self.members.values() if m["joined"] < at and m["id"] not in (DEBTOR, BULK)]
+        member = max(joined, key=lambda m: (self.state(m).balance("points"), m["id"]))
+        vouchers = []
+        for _ in range(3):
+            taken = self.stream.emit("reward_redemption", member["id"], at, "app", reward="voucher-10")
+            vouchers.append(f"{taken['id']}#c1")
+            yield timedelta(seconds=20)
+            at += timedelta(seconds=20)
+        lines = ["TEA-GIFT", "NUTS-MIX"]
+        order = sum(CATALOGUE[sku][1] for sku in lines)
+        items = [{"sku": sku, "category": CATALOGUE[sku][0], "quantity": 1, "amount": CATALOGUE[sku][1]} for sku in lines]
+        self.stream.emit("purchase", member["id"], at, "web", amount=order - 3000, order_amount=order, items=items, coupons=vouchers)
+        yield timedelta(minutes=1)
+        at += timedelta(minutes=1)
+        checks = validate_coupons(self.stream.replay.program, self.state(member), order, vouchers, at)
+        applying = [c.coupon for c in sorted(checks, key=lambda c: c.order or 0) if c.applies]
+        discount = sum(c.discount for c in checks if c.applies)
+        self.stream.emit("purchase", member["id"], at, "web", amount=order - discount, order_amount=order, items=items, coupons=applying)
 
 
 def generate() -> list[dict[str, Any]]:

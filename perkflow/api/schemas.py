@@ -387,7 +387,7 @@ class CouponCheckOut(BaseModel):
     discount: int | None = None
     code: str | None = Field(
         None,
-        description="Why it does not apply: unknown_coupon, coupon_twice, coupon_not_usable, coupon_min_spend, coupon_not_stackable",
+        description="Why it does not apply: unknown_coupon, coupon_twice, coupon_not_usable, coupon_min_spend, coupon_not_stackable, coupon_kind_excluded",
     )
     message: str | None = None
 
@@ -398,7 +398,7 @@ class CouponValidationOut(BaseModel):
     at: str
     version: str
     applies: list[CouponCheckOut] = Field(description="The coupons that apply, in the order they apply.")
-    refused: list[CouponCheckOut] = Field(description="The others, each with the reason.")
+    refused: list[CouponCheckOut] = Field(description="The others, in the order listed, each with the reason.")
     discount: int
     payable: int
 

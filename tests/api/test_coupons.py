@@ -60,6 +60,24 @@ def test_validation_says_which_coupons_apply_in_what_order_and_why_not(
     assert dump(service.engine) == before
 
 
+def test_validation_answers_the_same_whatever_order_the_coupons_are_listed_in(client: TestClient, keys: Keys):
+    answers = []
+    for listed in ([SOLO, TEN, FIVE], [FIVE, SOLO, TEN], [TEN, FIVE, SOLO]):
+        body = {"member_id": "m1", "order_amount": 3000, "coupons": listed}
+        answer = client.post("/api/v1/coupons/validate", json=body, headers=bearer(keys.all)).json()
+        answers.append((answer["applies"], sorted(answer["refused"], key=lambda c: c["coupon"]), answer["payable"]))
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0][1] == [
+        {
+            "coupon": SOLO,
+            "policy": "solo",
+            "applies": False,
+            "code": "coupon_not_stackable",
+            "message": f"coupon '{SOLO}' cannot be used with another coupon, and '{FIVE}' applies",
+        }
+    ]
+
+
 def test_a_purchase_redeems_exactly_what_validation_promised(client: TestClient, keys: Keys):
     promised = client.post(
         "/api/v1/coupons/validate",

@@ -404,8 +404,10 @@ def test_simulate_json_reports_the_totals(tmp_path: Path) -> None:
     assert report["members"]["m1"]["balances"] == {"points": 300}
 
 
-@pytest.mark.parametrize("name", ["salon"])
-def test_simulate_replays_an_example_to_its_expected_state_achievements_included(name: str) -> None:
+@pytest.mark.parametrize("name", ["coffee", "salon", "shop"])
+def test_simulate_replays_an_example_to_its_expected_state(name: str) -> None:
+    """Coffee's weekend bonus and double points compete in a `best` group, the salon has
+    achievements, the shop stacks coupons: `perkflow simulate` gives what expected.json holds."""
     folder = REPO / "examples" / name
     result = perkflow("simulate", folder / "scheme.yaml", folder / "events.jsonl", "--json")
     assert result.exit_code == 0, result.output

@@ -156,6 +156,7 @@ def test_update_expected_finds_every_example_up_to_date(capsys: pytest.CaptureFi
 COFFEE_TIERS = [("member", 0, 10), ("silver", 500, 12), ("gold", 2000, 15)]
 COFFEE_REWARDS = {"americano": 1500, "ten-off": 1000}
 WEEKEND = ("double-weekend", Fraction(1, 10), Fraction(2, 10))  # campaign id, holdout, rollout
+WEEKEND_END = datetime(2026, 7, 1, tzinfo=SHANGHAI)
 
 
 def campaign_group(campaign: str, member: str, holdout: Fraction, rollout: Fraction) -> str:
@@ -184,6 +185,7 @@ def coffee_model() -> dict[str, Any]:
     refused: list[str] = []
     totals: Counter[str] = Counter()
     weekend: Counter[str] = Counter()
+    bonus_rule: Counter[str] = Counter()
     for event in events("coffee"):
         m = members[event["member_id"]]
         a = attrs(event)
@@ -200,15 +202,32 @@ def coffee_model() -> dict[str, Any]:
             per_ten = COFFEE_TIERS[m.rank][2]  # earned at the tier held before the purchase
             base = amount * per_ten // 1000 if amount > 0 else 0
             awards = [("points", base), ("growth", amount // 100 if amount > 0 else 0)]
+            at_weekend = local(event).isoweekday() >= 6
             group = campaign_group(WEEKEND[0], event["member_id"], WEEKEND[1], WEEKEND[2])
-            if group == "rollout":
-                if local(event).isoweekday() >= 6:
-                    awards.append(("points", amount * per_ten // 1000))
-                    weekend["fired"] += 1
-                else:
-                    weekend["skipped:when_false"] += 1
-            else:
+            in_campaign = local(event) < WEEKEND_END
+            # the weekend-bonus group (best): the double points, or Silver's and Gold's half point
+            # per yuan, whichever is worth more (a point is worth 1 fen); on a tie the tier bonus,
+            # the first in file order
+            double = amount * per_ten // 1000 if in_campaign and group == "rollout" and at_weekend else None
+            bonus = amount // 200 if m.rank >= 1 and at_weekend else None
+            if bonus is not None and (double is None or bonus >= double):
+                awards.append(("points", bonus))
+                bonus_rule["fired"] += 1
+                if double is not None:
+                    weekend["skipped:group_lost"] += 1
+            elif double is not None:
+                awards.append(("points", double))
+                weekend["fired"] += 1
+                if bonus is not None:
+                    bonus_rule["skipped:group_lost"] += 1
+            if not (m.rank >= 1 and at_weekend):
+                bonus_rule["skipped:when_false"] += 1
+            if not in_campaign:
+                weekend["skipped:outside_window"] += 1
+            elif group != "rollout":
                 weekend["skipped:in_holdout" if group == "holdout" else "skipped:not_in_rollout"] += 1
+            elif not at_weekend:
+                weekend["skipped:when_false"] += 1
             for which, units in awards:
                 setattr(m, which, getattr(m, which) + units)
                 totals[f"{which}_issued"] += units
@@ -236,7 +255,7 @@ def coffee_model() -> dict[str, Any]:
         elif kind == "birthday":
             day = local(event).date()
             m.birthday_months.add((day.year, day.month))
-    return {"members": members, "refused": refused, "totals": totals, "weekend": weekend}
+    return {"members": members, "refused": refused, "totals": totals, "weekend": weekend, "bonus": bonus_rule}
 
 
 def test_growth_is_one_per_yuan_less_refunds():
@@ -273,6 +292,12 @@ def test_the_weekend_campaign_holds_out_a_tenth_and_reaches_a_fifth_of_the_rest_
     groups = Counter(campaign_group(WEEKEND[0], m, WEEKEND[1], WEEKEND[2]) for m in coffee_model()["members"])
     assert groups["holdout"] > 0 and groups["rollout"] > 0 and groups["outside"] > groups["rollout"]
     assert rule_counts("coffee", "weekend-double") == dict(sorted(coffee_model()["weekend"].items()))
+
+
+def test_at_weekends_silver_and_gold_get_the_tier_bonus_or_the_double_points_whichever_is_worth_more():
+    model = coffee_model()
+    assert rule_counts("coffee", "weekend-tier-bonus") == dict(sorted(model["bonus"].items()))
+    assert model["bonus"]["fired"] > 0 and model["bonus"]["skipped:group_lost"] > 0
 
 
 def test_a_member_gets_one_birthday_treat_even_when_two_systems_send_the_birthday():
@@ -555,6 +580,9 @@ def test_the_seven_day_badge_comes_once_with_a_ten_percent_coupon_on_the_seventh
 # --- shop: Nova Shop ---------------------------------------------------------------------------------
 
 SHOP_REWARDS = {"limited-50": (2000, 5), "voucher-10": (800, None)}  # cost, stock
+SHOP_REWARD_COUPONS = {"limited-50": "voucher-50", "voucher-10": "voucher-10"}
+SHOP_COUPONS = {"welcome-30": 3000, "voucher-50": 5000, "voucher-10": 1000}  # amount off
+SHOP_PER_ORDER = {"voucher-10": 2}  # else one of a kind per order; the welcome coupon goes alone
 WELCOME_BUDGET = 40
 DAILY_CAP, MOST_HELD, LEAST_SPENT = 10_000, 30_000, 100  # points earned a day, held, spent at once
 PAY_SHARE, PAY_MOST = Fraction(1, 5), 5_000  # points pay a fifth of an order, 5,000 at most
@@ -576,6 +604,8 @@ def shop_model() -> dict[str, Any]:
     cut: Counter[str] = Counter()
     posters_by: Counter[str] = Counter()  # poster-20 coupons per member (at most 1)
     posters_on: Counter[date] = Counter()  # and per local day (at most 3)
+    policy_of: dict[str, str] = {}  # coupon id (`<event id>#c1`) -> its policy
+    redeemed: Counter[str] = Counter()
 
     def award(member: str, day: date, units: int) -> int:
         fits = min(units, max(DAILY_CAP - earned_on[(member, day)], 0), max(MOST_HELD - points[member], 0))
@@ -590,7 +620,16 @@ def shop_model() -> dict[str, Any]:
         if kind == "signup":
             if len(welcomed) < WELCOME_BUDGET:
                 welcomed.append(member)
+                policy_of[f"{event['id']}#c1"] = "welcome-30"
         elif kind == "purchase":
+            listed = [policy_of[c] for c in a.get("coupons", [])]
+            kinds = Counter(listed)
+            if ("welcome-30" in kinds and len(listed) > 1) or any(n > SHOP_PER_ORDER.get(p, 1) for p, n in kinds.items()):
+                refusals.append((event["id"], "coupon_not_stackable"))
+                continue
+            # amount off only: each takes its amount off what is left
+            assert not listed or a["amount"] == max(a.get("order_amount", a["amount"]) - sum(SHOP_COUPONS[p] for p in listed), 0), event["id"]
+            redeemed.update(listed)
             paid = a.get("points_paid", 0)
             if paid:
                 order = a.get("order_amount") or a["amount"] + paid
@@ -635,6 +674,7 @@ def shop_model() -> dict[str, Any]:
             else:
                 points[member] -= cost
                 granted[a["reward"]] += 1
+                policy_of[f"{event['id']}#c1"] = SHOP_REWARD_COUPONS[a["reward"]]
         lowest[member] = min(lowest[member], points[member])
     signups = sum(1 for e in events("shop") if e["type"] == "signup")
     return {
@@ -647,7 +687,18 @@ def shop_model() -> dict[str, Any]:
         "refusals": refusals,
         "cut": cut,
         "posters": posters_on,
+        "redeemed": redeemed,
     }
+
+
+def test_coupons_stack_two_ten_yuan_vouchers_at_most_and_an_order_with_three_is_refused():
+    model = shop_model()
+    coupons = report("shop")["totals"]["coupons"]
+    assert {p: c.get("redeemed", 0) for p, c in coupons.items() if c.get("redeemed")} == dict(model["redeemed"])
+    stacked = [r for r in model["refusals"] if r[1] == "coupon_not_stackable"]
+    assert stacked == [("web-000085", "coupon_not_stackable")]
+    again = next(e for e in events("shop") if e["id"] == "web-000086")
+    assert len(attrs(again)["coupons"]) == 2
 
 
 def test_the_welcome_coupon_goes_to_the_first_40_signups_and_no_more():

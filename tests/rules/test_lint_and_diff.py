@@ -85,6 +85,10 @@ def test_overlapping_campaigns_on_the_same_event_need_a_stacking_decision():
     assert [w[0] for w in warnings(text)] == ["overlapping_campaigns"]
     decided = text.replace("      - id: june-bonus\n", "      - id: june-bonus\n        exclusive: true\n        priority: 9\n")
     assert warnings(decided) == []
+    grouped = text.replace("    rules:\n", "    group: summer-offers\n    rules:\n") + "groups:\n  summer-offers: {policy: first}\n"
+    assert warnings(grouped) == []
+    one_grouped = text.replace("    rules:\n      - id: june", "    group: summer-offers\n    rules:\n      - id: june") + "groups:\n  summer-offers: {policy: first}\n"
+    assert [w[0] for w in warnings(one_grouped)] == ["overlapping_campaigns"]
 
 
 def test_a_coupon_worth_more_than_its_minimum_spend_is_flagged():
