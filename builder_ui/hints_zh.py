@@ -35,9 +35,10 @@ HINTS_ZH: dict[str, str] = {
     "TierLevel.retain": "保级：复核时保留该等级所需的指标值（默认等于 threshold 升级门槛）。",
     "TierLevel.benefits": "命名的等级权益值，表达式中以 tier.<name> 读取，如 points_multiplier: 1.5（积分倍率）。",
     "TierLevel.on_reach": "会员首次通过升级达到该等级时执行一次的动作。",
-    "Downgrade.kind": "never：不降级；immediate：指标下降时等级立即随之下调；review：在每个复核日检查是否保级。",
+    "Downgrade.kind": "never：不降级；immediate：指标下降时等级立即随之下调；review：在每个复核日检查是否保级；term：等级有效期，自达到当天起算，到期时复核是否保级。",
+    "Downgrade.term": "term 时填写：等级有效期，达到等级的当天算第一天（如 12mo），到期当天零点（方案时区）复核保级。",
     "Downgrade.every": "review 时填写：两次复核之间的间隔，从达到该等级当天起算（如 12mo）。",
-    "Downgrade.grace": "review 时填写：复核未达标的会员在降级前还能保留该等级多久（宽限期）。",
+    "Downgrade.grace": "review 或 term 时填写：复核未达标的会员在降级前还能保留该等级多久（宽限期）。",
     "Tiers.metric": "会员定级的依据：余额账户（balance）、计数器（counter）或表达式（expr），三者只能选一。",
     "Tiers.levels": "从最低等级到最高等级依次排列。",
     # --- 计数器与事件 ---

@@ -197,7 +197,7 @@ FIELD_ZH: dict[str, str] = {
     "remind_before": "到期提醒提前量", "value": "价值", "kind": "类型", "after": "期限", "period": "周期",
     "periods_after": "延后周期数", "order": "顺序", "ratio": "比例", "duration": "时长", "metric": "定级指标",
     "levels": "等级列表", "downgrade": "降级规则", "balance": "余额账户", "counter": "计数器", "expr": "表达式",
-    "threshold": "门槛", "retain": "保级门槛", "benefits": "权益", "on_reach": "升级时动作", "every": "复核周期",
+    "threshold": "门槛", "retain": "保级门槛", "benefits": "权益", "on_reach": "升级时动作", "every": "复核周期", "term": "等级有效期",
     "grace": "宽限期", "on": "事件", "when": "条件", "of": "累计值", "window": "时间窗口", "type": "类型",
     "required": "必填", "values": "可选值", "attributes": "属性", "limit": "上限", "per": "每", "stores": "门店",
     "channels": "渠道", "amount": "数量", "part": "部分", "coupon": "优惠券", "count": "数量", "reward": "奖励",

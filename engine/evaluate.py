@@ -512,10 +512,8 @@ class _Work:
             return
         previous = self.tier
         self.tier, self.tier_since, self.grace_until = tier, self.at, None
-        downgrade = self.program.scheme.tiers.downgrade if self.program.scheme.tiers else None
-        self.tier_review_at = add_duration(self.at, downgrade.every, self.program.tz) if downgrade and downgrade.kind == "review" and downgrade.every else None
-        if self.program.rank.get(tier, 0) == 0:
-            self.tier_review_at = None
+        # the lowest tier is never reviewed: there is nothing below it
+        self.tier_review_at = next_review(self.program, self.at) if self.program.rank.get(tier, 0) else None
         self.effects.append(Effect("tier_changed", rule, tier=tier, previous_tier=previous, reason=reason))
 
     def freeze(self) -> MemberState:
@@ -1201,6 +1199,22 @@ def _reevaluate_tier(program: Program, work: _Work, data: Mapping[str, Any]) -> 
         work.change_tier(program.levels[reached].id, "downgrade", None)
 
 
+def next_review(program: Program, at: datetime) -> datetime | None:
+    """When a tier reached (or kept at a review) at `at` is next reviewed. `review`: `every` after
+    the instant. `term` (等级有效期): the term counts the local day of `at` as its first day and ends
+    at the local midnight after its last, so 12mo from 15 March 2026 ends at 00:00 on 15 March 2027;
+    a term kept at its end review starts on the day the previous one ended."""
+    tiers = program.scheme.tiers
+    downgrade = tiers.downgrade if tiers is not None else None
+    if downgrade is None:
+        return None
+    if downgrade.kind == "review" and downgrade.every is not None:
+        return add_duration(at, downgrade.every, program.tz)
+    if downgrade.kind == "term" and downgrade.term is not None:
+        return local_midnight(add_duration_to_day(at.astimezone(program.tz).date(), downgrade.term), program.tz)
+    return None
+
+
 def _review_tier(work: _Work) -> None:
     program = work.program
     tiers = program.scheme.tiers
@@ -1215,7 +1229,9 @@ def _review_tier(work: _Work) -> None:
     detail = f"metric {value}, {level.id} needs {retain} to keep"
     if value >= retain:
         work.grace_until = None
-        work.tier_review_at = add_duration(work.at, downgrade.every, program.tz) if downgrade.every else None
+        work.tier_review_at = next_review(program, work.at)
+        if work.tier_review_at is not None:
+            detail += f", held until {work.tier_review_at.isoformat()}"
         work.trace.append(RuleTrace("tier_review", "fired", "kept", {"metric": value}, detail))
         return
     if downgrade.grace is not None and work.grace_until is None:
