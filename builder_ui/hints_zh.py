@@ -61,6 +61,7 @@ HINTS_ZH: dict[str, str] = {
     "DeductSpec.balance": "可在表达式中引用的名称：只能用小写字母、数字和 _，且以字母开头。",
     "DeductSpec.amount": "表达式，可引用 event.*、member.*、tier.*、counters.*、campaign.* 和 now。",
     "IssueCouponSpec.coupon": "要发放的优惠券方案。",
+    "IssueCouponSpec.code": "发券时同时给每张券一个券码（按该券方案 codes 的格式），会员可见；该券方案须声明 codes。",
     "GrantRewardSpec.reward": "标识：只能用小写字母、数字、- 和 _。",
     "SetTierSpec.tier": "标识：只能用小写字母、数字、- 和 _。",
     "NotifySpec.template": "标识：只能用小写字母、数字、- 和 _。",

@@ -45,7 +45,7 @@ from .calendar import (
     period_key,
     subtract_duration,
 )
-from .coupons import validate_coupons
+from .coupons import handed_out_code, validate_coupons
 from .events import Event
 from .program import CompiledAction, CompiledCounter, CompiledRule, Program
 from .state import UNTIL_EVENT, CounterState, Coupon, Earning, Lot, MemberState
@@ -86,6 +86,7 @@ class Effect:
     channel: str | None = None
     variables: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     of_event: str | None = None
+    code: str | None = None  # coupon_issued: the coupon's code, if it has one
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -453,7 +454,9 @@ class _Work:
                 return f"coupon '{policy_id}' budget {key} has {left} of {limit} left, {units} needed"
         return None
 
-    def issue_coupon(self, policy_id: str, count: int, rule: str | None) -> None:
+    def issue_coupon(self, policy_id: str, count: int, rule: str | None, *, code: bool | str = False) -> None:
+        """Issue `count` coupons of the policy. `code`: True hands each out with a code in the
+        policy's format (`handed_out_code`), a string is the code a claim used."""
         policy = self.program.scheme.coupons[policy_id]
         tz = self.program.tz
         validity = policy.validity
@@ -465,9 +468,13 @@ class _Work:
             valid_from = local_midnight(validity.start, tz)
             valid_until = local_midnight(validity.end + timedelta(days=1), tz)
         for _ in range(count):
-            coupon = Coupon(self.next_id("c"), policy_id, self.at, valid_from, valid_until, self.event.id, rule)
+            coupon_id = self.next_id("c")
+            given = code if isinstance(code, str) else None
+            if code is True and policy.codes is not None:
+                given = handed_out_code(coupon_id, policy.codes.prefix, policy.codes.length)
+            coupon = Coupon(coupon_id, policy_id, self.at, valid_from, valid_until, self.event.id, rule, code=given)
             self._coupons().append(coupon)
-            self.effects.append(Effect("coupon_issued", rule, coupon=coupon.id, policy=policy_id, valid_until=valid_until))
+            self.effects.append(Effect("coupon_issued", rule, coupon=coupon.id, policy=policy_id, valid_until=valid_until, code=given))
         for key, units, limit in self.coupon_budgets(policy_id, count):
             self.use_budget(key, units, limit)
 
@@ -721,7 +728,7 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         assert program.payer is not None
         work.spend(program.payer, paid, None)
     if event.type == "code_claim":
-        work.issue_coupon(event.attributes["policy"], 1, None)
+        work.issue_coupon(event.attributes["policy"], 1, None, code=event.attributes["code"])
     if event.type in program.activated_by:
         original = event.attributes.get("original_event_id")
         balances = program.activated_by[event.type]
@@ -863,7 +870,7 @@ def _run_actions(
                 work.spend(action.balance, amount, rule)
         elif kind == "issue_coupon":
             assert action.target is not None
-            work.issue_coupon(action.target, action.count, rule)
+            work.issue_coupon(action.target, action.count, rule, code=action.code)
         elif kind == "grant_reward":
             assert action.target is not None
             _grant_reward(program, work, action.target, rule, data)

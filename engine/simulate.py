@@ -186,6 +186,7 @@ def member_view(program: Program, state: MemberState, at: datetime | None) -> di
     return {
         "tier": state.tier,
         "tier_since": when(state.tier_since),
+        **({"tier_review_at": when(state.tier_review_at)} if state.tier_review_at else {}),
         "balances": {b: state.balance(b) for b in program.balances if state.balance(b) or state.lots.get(b)},
         "lots": {
             b: [
@@ -203,7 +204,7 @@ def member_view(program: Program, state: MemberState, at: datetime | None) -> di
         },
         **({"debts": dict(state.debts)} if state.debts else {}),
         "coupons": [
-            {"id": c.id, "policy": c.policy, "status": _coupon_status(c, at), "valid_until": when(c.valid_until)}
+            {"id": c.id, "policy": c.policy, "status": _coupon_status(c, at), "valid_until": when(c.valid_until), **({"code": c.code} if c.code else {})}
             for c in state.coupons
         ],
         "counters": {

@@ -47,6 +47,7 @@ class Coupon:
     redeemed_at: datetime | None = None
     redeemed_by: str | None = None  # the event that used it
     voided: bool = False
+    code: str | None = None  # the code it was claimed with, or handed out with (issue_coupon code: true)
 
     def usable_at(self, at: datetime) -> bool:
         return self.redeemed_at is None and not self.voided and self.valid_from <= at < self.valid_until

@@ -443,6 +443,10 @@ class DeductSpec(Model):
 class IssueCouponSpec(Model):
     coupon: Id = Field(description="The coupon policy to issue.")
     count: int = Field(1, ge=1, le=100)
+    code: bool = Field(
+        False,
+        description="Hand each coupon out with a code in the policy's codes format, shown to the member; the policy must declare codes.",
+    )
 
 
 class GrantRewardSpec(Model):

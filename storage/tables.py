@@ -222,7 +222,7 @@ coupons = Table(
     Column("id", String(260), primary_key=True),
     Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
     Column("policy", String(64), nullable=False),
-    Column("code", String(64), nullable=True, unique=True),
+    Column("code", String(64), nullable=True),  # 0010: the code it was claimed or handed out with; not unique
     Column("issued_at", UTCDateTime, nullable=False),
     Column("valid_from", UTCDateTime, nullable=False),
     Column("valid_until", UTCDateTime, nullable=False),
@@ -234,6 +234,7 @@ coupons = Table(
     Index(None, "member_id"),
     Index(None, "policy"),
     Index(None, "issued_at"),  # 0008: coupons by period
+    Index(None, "code"),  # 0010
 )
 
 coupon_codes = Table(

@@ -74,7 +74,7 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
     coupons = tuple(
         Coupon(
             c["id"], c["policy"], c["issued_at"], c["valid_from"], c["valid_until"], c["source_event"], c["rule"],
-            c["redeemed_at"], c["redeemed_by"], c["voided"],
+            c["redeemed_at"], c["redeemed_by"], c["voided"], c["code"],
         )
         for c in conn.execute(select(t.coupons).where(t.coupons.c.member_id == member_pk).order_by(t.coupons.c.issued_at, t.coupons.c.id)).mappings()
     )
@@ -290,6 +290,7 @@ def _save_coupons(conn: Connection, member_pk: int, before: MemberState, after: 
                     id=coupon.id, member_id=member_pk, policy=coupon.policy, issued_at=coupon.issued_at,
                     valid_from=coupon.valid_from, valid_until=coupon.valid_until, source_event=coupon.source,
                     rule=coupon.rule, redeemed_at=coupon.redeemed_at, redeemed_by=coupon.redeemed_by, voided=coupon.voided,
+                    code=coupon.code,
                 )
             )
         elif previous != coupon:
