@@ -48,7 +48,7 @@ from .calendar import (
 from .coupons import handed_out_code, validate_coupons
 from .events import Event
 from .program import CompiledAction, CompiledCounter, CompiledRule, Program
-from .state import UNTIL_EVENT, CounterState, Coupon, Earning, Lot, MemberState
+from .state import UNTIL_EVENT, CounterState, Coupon, Earning, Lot, MemberState, TierOverride
 
 _FAR = datetime.max.replace(tzinfo=UTC)
 _ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
@@ -248,6 +248,7 @@ class _Work:
     tier_since: datetime | None = None
     tier_review_at: datetime | None = None
     grace_until: datetime | None = None
+    tier_override: TierOverride | None = None
     counters: Mapping[str, CounterState] = field(init=False)
     effects: list[Effect] = field(default_factory=list)
     trace: list[RuleTrace] = field(default_factory=list)
@@ -264,6 +265,7 @@ class _Work:
         self.counters = self.state.counters
         s = self.state
         self.tier, self.tier_since, self.tier_review_at, self.grace_until = s.tier, s.tier_since, s.tier_review_at, s.grace_until
+        self.tier_override = s.tier_override
 
     # --- lots --------------------------------------------------------------------------------
 
@@ -515,6 +517,11 @@ class _Work:
             self.effects.append(Effect("untagged", rule, tag=tag))
 
     def change_tier(self, tier: str, reason: str, rule: str | None) -> None:
+        held = self.held_by_override(tier)
+        if held != tier:
+            if self.tracing:
+                self.trace.append(RuleTrace(rule or "tier", "skipped", "tier_override", detail=f"{reason} to {tier}: {self.override_text()}"))
+            tier = held
         if tier == self.tier:
             return
         previous = self.tier
@@ -522,6 +529,22 @@ class _Work:
         # the lowest tier is never reviewed: there is nothing below it
         self.tier_review_at = next_review(self.program, self.at) if self.program.rank.get(tier, 0) else None
         self.effects.append(Effect("tier_changed", rule, tier=tier, previous_tier=previous, reason=reason))
+
+    def held_by_override(self, tier: str) -> str:
+        """The tier the member gets when `tier` is due: a fixed override holds its tier, a floor
+        holds at least its tier."""
+        override = self.tier_override
+        if override is None or override.tier not in self.program.rank:
+            return tier
+        if override.kind == "fixed" or self.program.rank.get(tier, 0) < self.program.rank[override.tier]:
+            return override.tier
+        return tier
+
+    def override_text(self) -> str:
+        override = self.tier_override
+        assert override is not None
+        until = f" until {override.until.astimezone(self.program.tz).isoformat()}" if override.until else ""
+        return f"held by a {override.kind} override at {override.tier}{until} ({override.reason})"
 
     def freeze(self) -> MemberState:
         s = self.state
@@ -533,6 +556,7 @@ class _Work:
             tier_since=self.tier_since,
             tier_review_at=self.tier_review_at,
             grace_until=self.grace_until,
+            tier_override=self.tier_override,
             tags=frozenset(self.tags) if self.tags is not None else s.tags,
             home_store=s.home_store,
             birthday=s.birthday,
@@ -641,6 +665,10 @@ def evaluate(
             _activate(work, lambda lot: lot.available_at <= work.at)
         elif event.type == "tier_review":
             _review_tier(work)
+        elif event.type == "tier_override":
+            _set_override(work, event)
+        elif event.type == "tier_override_end":
+            _end_override(work)
         else:
             _evaluate_event(program, work, event)
     except _Refuse as refused:
@@ -661,7 +689,7 @@ def evaluate(
 
 
 def _check_time(program: Program, state: MemberState, event: Event) -> None:
-    if state.last_event_at is None or event.type in ("expiry", "tier_review", "activation"):
+    if state.last_event_at is None or event.type in ("expiry", "tier_review", "activation", "tier_override_end"):
         return
     limit = program.late_event_limit
     if event.occurred_at < state.last_event_at - limit:
@@ -1195,6 +1223,10 @@ def _reevaluate_tier(program: Program, work: _Work, data: Mapping[str, Any]) -> 
         reached = max(i for i, level in enumerate(program.levels) if level.threshold <= value)
     if reached > current:
         target = program.levels[reached].id
+        if work.held_by_override(target) != target:
+            if work.tracing:
+                work.trace.append(RuleTrace("tier", "skipped", "tier_override", {"metric": value}, f"upgrade to {target}: {work.override_text()}"))
+            return
         work.change_tier(target, "upgrade", None)
         try:
             _run_actions(program, work, program.on_reach[target], f"tier:{target}", data)
@@ -1204,6 +1236,56 @@ def _reevaluate_tier(program: Program, work: _Work, data: Mapping[str, Any]) -> 
                 work.trace.append(RuleTrace(f"tier:{target}", "skipped", skip.reason, detail=skip.detail))
     elif reached < current and tiers.downgrade.kind == "immediate":
         work.change_tier(program.levels[reached].id, "downgrade", None)
+
+
+def _set_override(work: _Work, event: Event) -> None:
+    """Staff set the tier by hand: the override replaces any other, and the tier moves at once as
+    far as it requires (a floor raises a lower tier, a fixed override sets it either way)."""
+    program = work.program
+    attributes = event.attributes
+    tier, kind, reason = attributes["tier"], attributes["kind"], attributes["reason"]
+    if program.scheme.tiers is None or tier not in program.rank:
+        raise _Refuse("unknown_tier", f"no tier '{tier}' (known: {', '.join(program.rank)})", "/attributes/tier")
+    if not reason.strip():
+        raise _Refuse("missing_reason", "a tier override needs a reason", "/attributes/reason")
+    until = attributes.get("until") or 0  # an absent optional instant reads as 0: no end
+    end = datetime.fromtimestamp(until, UTC) if until > 0 else None
+    if end is not None and end <= work.at:
+        raise _Refuse("override_already_over", "'until' must be after the override is set", "/attributes/until")
+    work.tier_override = TierOverride(kind, tier, reason, work.at, end, work.tier)
+    work.effects.append(Effect("tier_override", None, tier=tier, previous_tier=work.tier, reason=kind))
+    work.trace.append(RuleTrace("tier_override", "fired", "set", detail=work.override_text()))
+    if work.tier is not None and (held := work.held_by_override(work.tier)) != work.tier:
+        work.change_tier(held, "override", None)
+
+
+def _end_override(work: _Work) -> None:
+    """The override ends: an override that moved the tier (or under which it moved) is followed by
+    a 保级 review of the tier held, whatever the downgrade kind, since that tier was given, not
+    earned; one that never moved it leaves it to its own rules. An upgrade the metric reaches
+    applies with the next event, as after any time-driven event."""
+    program = work.program
+    override = work.tier_override
+    if override is None:
+        raise _Refuse("no_tier_override", "the member has no tier override", "")
+    detail = work.override_text()
+    work.tier_override = None
+    work.effects.append(Effect("tier_override_end", None, tier=work.tier, previous_tier=override.tier, reason=override.kind))
+    tiers = program.scheme.tiers
+    if tiers is None or work.tier is None or work.tier not in program.rank:
+        work.trace.append(RuleTrace("tier_override", "fired", "ended", detail=detail))
+        return
+    data = {"member": _member_names(program, work, True), "counters": {}, "now": int(work.at.timestamp())}
+    value = _metric(program, work, data)
+    work.trace.append(RuleTrace("tier_override", "fired", "ended", {"metric": value}, detail))
+    if work.tier == override.before:
+        return
+    current = program.rank[work.tier]
+    keep = current
+    while keep > 0 and value < (program.levels[keep].retain if program.levels[keep].retain is not None else program.levels[keep].threshold):
+        keep -= 1
+    if keep < current:
+        work.change_tier(program.levels[keep].id, "override_end", None)
 
 
 def next_review(program: Program, at: datetime) -> datetime | None:
@@ -1234,6 +1316,13 @@ def _review_tier(work: _Work) -> None:
     retain = level.retain if level.retain is not None else level.threshold
     downgrade = tiers.downgrade
     detail = f"metric {value}, {level.id} needs {retain} to keep"
+    override = work.tier_override
+    if override is not None and (override.kind == "fixed" or program.rank.get(override.tier, 0) >= current):
+        # the override holds the tier whatever the metric; the next review comes as if it were kept
+        work.grace_until = None
+        work.tier_review_at = next_review(program, work.at)
+        work.trace.append(RuleTrace("tier_review", "fired", "tier_override", {"metric": value}, f"{detail}; {work.override_text()}"))
+        return
     if value >= retain:
         work.grace_until = None
         work.tier_review_at = next_review(program, work.at)
@@ -1288,7 +1377,10 @@ def _expire(work: _Work) -> None:
         )
 
 
-_DUE_ORDER = {"activation": -1, "expiry": 0, "tier_review": 1, "points_expiring": 2, "birthday": 3, "inactivity": 4, "campaign_end": 5, "campaign_start": 6}
+_DUE_ORDER = {
+    "activation": -2, "expiry": -1, "tier_override_end": 0, "tier_review": 1, "points_expiring": 2, "birthday": 3, "inactivity": 4,
+    "campaign_end": 5, "campaign_start": 6,
+}
 
 
 def _stamp(instant: datetime) -> str:
@@ -1329,6 +1421,9 @@ def due_events(program: Program, state: MemberState, until: datetime) -> list[Ev
                 add(lot.available_at, "activation", f"activation:{member}:{_stamp(lot.available_at)}")
     if state.tier_review_at is not None and state.tier_review_at <= until:
         add(state.tier_review_at, "tier_review", f"tier_review:{member}:{_stamp(state.tier_review_at)}")
+    override_end = state.tier_override.until if state.tier_override is not None else None
+    if override_end is not None and override_end <= until:
+        add(override_end, "tier_override_end", f"tier_override_end:{member}:{_stamp(override_end)}")
 
     done_until = state.last_event_at or state.joined_at  # instants after this are not yet produced
     if done_until < until:

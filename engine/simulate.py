@@ -17,7 +17,7 @@ from .calendar import EPOCH_ORDINAL
 from .evaluate import Decision, _counter_value, evaluate, next_due
 from .events import Event, parse_event
 from .program import Program
-from .state import UNTIL_EVENT, CounterState, MemberState, new_member
+from .state import UNTIL_EVENT, CounterState, MemberState, TierOverride, new_member
 
 
 @dataclass
@@ -187,6 +187,7 @@ def member_view(program: Program, state: MemberState, at: datetime | None) -> di
         "tier": state.tier,
         "tier_since": when(state.tier_since),
         **({"tier_review_at": when(state.tier_review_at)} if state.tier_review_at else {}),
+        **({"tier_override": _override(state.tier_override, when)} if state.tier_override else {}),
         "balances": {b: state.balance(b) for b in program.balances if state.balance(b) or state.lots.get(b)},
         "lots": {
             b: [
@@ -213,6 +214,10 @@ def member_view(program: Program, state: MemberState, at: datetime | None) -> di
         },
         "tags": sorted(state.tags),
     }
+
+
+def _override(override: TierOverride, when: Callable[[datetime | None], str | None]) -> dict[str, Any]:
+    return {"kind": override.kind, "tier": override.tier, "until": when(override.until), "reason": override.reason, "set_at": when(override.set_at)}
 
 
 def replay(

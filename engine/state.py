@@ -55,6 +55,20 @@ class Coupon:
 
 @quick_init
 @dataclass(frozen=True, slots=True)
+class TierOverride:
+    """A tier set by staff (人工调级): `floor` keeps the member at least at `tier`, `fixed` exactly
+    at it, until `until` (excluded; None: until removed)."""
+
+    kind: str  # floor, fixed
+    tier: str
+    reason: str
+    set_at: datetime
+    until: datetime | None = None
+    before: str | None = None  # the tier when it was set: an override that never moved the tier leaves it be at its end
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
 class Earning:
     """What one purchase or top-up earned, kept so that a refund can take it back."""
 
@@ -84,6 +98,7 @@ class MemberState:
     tier_since: datetime | None = None
     tier_review_at: datetime | None = None
     grace_until: datetime | None = None
+    tier_override: TierOverride | None = None
     tags: frozenset[str] = frozenset()
     home_store: str = ""
     birthday: tuple[int, int] | None = None  # (month, day): never the year, never sent elsewhere

@@ -77,6 +77,13 @@ class AdjustmentIn(Request):
     reason: str = Field(min_length=1, description="Why: kept in the ledger and the audit log.")
 
 
+class TierOverrideIn(Request):
+    kind: Literal["floor", "fixed"] = Field(description="floor: the member is at least this tier; fixed: exactly this tier.")
+    tier: str = Field(description="A tier of the scheme in force.")
+    until: AwareDatetime | None = Field(None, description="When the override ends (excluded), with an offset; absent: until ended by DELETE.")
+    reason: str = Field(min_length=1, description="Why: kept in the trace, the tier history and the audit log.")
+
+
 class MergeIn(Request):
     from_: Ident = Field(
         alias="from", description="The member merged into this one; it keeps its id, with status merged."

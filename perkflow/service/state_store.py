@@ -15,7 +15,7 @@ from sqlalchemy import Connection, RowMapping, insert, select, update
 
 from perkflow.engine import Decision, Lot, MemberState, Program
 from perkflow.engine.evaluate import lot_order
-from perkflow.engine.state import CounterState, Coupon, Earning
+from perkflow.engine.state import CounterState, Coupon, Earning, TierOverride
 from perkflow.storage import tables as t
 
 
@@ -43,6 +43,20 @@ def _counters_to_json(counters: Iterable[tuple[str, CounterState]]) -> dict[str,
             item["last_day"], item["streak"] = c.last_day, c.streak
         out[name] = item
     return out
+
+
+def _override_from_json(data: dict[str, Any] | None) -> TierOverride | None:
+    if not data:
+        return None
+    until = datetime.fromisoformat(data["until"]) if data.get("until") else None
+    return TierOverride(data["kind"], data["tier"], data["reason"], datetime.fromisoformat(data["set_at"]), until, data.get("before"))
+
+
+def _override_to_json(override: TierOverride | None) -> dict[str, Any] | None:
+    if override is None:
+        return None
+    until = override.until.isoformat() if override.until else None
+    return {"kind": override.kind, "tier": override.tier, "reason": override.reason, "set_at": override.set_at.isoformat(), "until": until, "before": override.before}
 
 
 def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids: Iterable[str] = ()) -> MemberState:
@@ -94,6 +108,7 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
         tier_since=row["tier_since"],
         tier_review_at=row["tier_review_at"],
         grace_until=row["grace_until"],
+        tier_override=_override_from_json(row["tier_override"]),
         tags=frozenset(row["tags"] or ()),
         home_store=row["home_store"],
         birthday=birthday,
@@ -144,6 +159,11 @@ def save_decision(
         for e in decision.effects
         if e.kind == "tier_changed"
     ]
+    if before.tier_override != after.tier_override:
+        # an override set or ended is a row of its own that moves nothing (from = to = the tier
+        # held after it), so that reports count only the tier_changed rows as movements
+        reason = f"override_{after.tier_override.kind}" if after.tier_override is not None else "override_ended"
+        history.append({"member_id": member_pk, "event_id": decision.event_id, "from_tier": after.tier, "to_tier": after.tier, "reason": reason, "at": occurred_at})
     if history:
         conn.execute(insert(t.tier_history), history)
     notes = [
@@ -174,6 +194,7 @@ def save_decision(
             tier_since=after.tier_since,
             tier_review_at=after.tier_review_at,
             grace_until=after.grace_until,
+            tier_override=_override_to_json(after.tier_override),
             tags=sorted(after.tags),
             counters=_counters_to_json(after.counters.items()),
             caps={k: list(v) for k, v in after.caps.items()},
