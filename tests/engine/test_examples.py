@@ -718,7 +718,7 @@ def shop_growth_model() -> dict[str, Any]:
     def advance(member: str, until: datetime) -> None:
         while True:
             due: list[tuple[datetime, int, str]] = []
-            for pid, (units, available, expires) in lots[member].items():
+            for pid, (_units, available, expires) in lots[member].items():
                 if available is not None and available <= until:
                     due.append((available, 0, pid))
                 if expires <= until:
