@@ -46,6 +46,7 @@ from .calendar import (
     subtract_duration,
 )
 from .coupons import handed_out_code, validate_coupons
+from .opening import OpeningRefused, read_opening
 from .events import Event
 from .program import CompiledAction, CompiledCounter, CompiledRule, Program
 from .state import UNTIL_EVENT, CounterState, Coupon, Earning, Lot, MemberState, TierOverride
@@ -669,6 +670,8 @@ def evaluate(
             _set_override(work, event)
         elif event.type == "tier_override_end":
             _end_override(work)
+        elif event.type == "opening":
+            _open(work, event)
         else:
             _evaluate_event(program, work, event)
     except _Refuse as refused:
@@ -1236,6 +1239,32 @@ def _reevaluate_tier(program: Program, work: _Work, data: Mapping[str, Any]) -> 
                 work.trace.append(RuleTrace(f"tier:{target}", "skipped", skip.reason, detail=skip.detail))
     elif reached < current and tiers.downgrade.kind == "immediate":
         work.change_tier(program.levels[reached].id, "downgrade", None)
+
+
+def _open(work: _Work, event: Event) -> None:
+    """Opening balances: each lot with its own dates and a ledger entry of kind `opening`, the
+    tier with the day it was reached (its term or review counts from then), the coupons as held.
+    Only a member with nothing applied yet can be opened."""
+    program = work.program
+    if work.state.last_event_at is not None:
+        raise _Refuse("member_has_history", "the member already has events: an opening comes first", "/member_id")
+    try:
+        lots, coupons, tier = read_opening(event.attributes["data"], event.id, work.at, program.balances, program.rank, program.scheme.coupons)
+    except OpeningRefused as refused:
+        raise _Refuse(refused.code, refused.message, refused.pointer) from None
+    for lot in lots:
+        held = work._own(lot.balance)
+        held.append(lot)
+        held.sort(key=lot_order(program, lot.balance))
+        work.effects.append(Effect("opening", None, lot.balance, lot.part, lot.amount, ((lot.id, lot.amount),), expires_at=lot.expires_at))
+    for coupon in coupons:
+        work._coupons().append(coupon)
+        work.effects.append(Effect("coupon_issued", None, coupon=coupon.id, policy=coupon.policy, valid_until=coupon.valid_until, code=coupon.code))
+    if tier is not None and tier[0] != work.tier:
+        previous = work.tier
+        work.tier, work.tier_since, work.grace_until = tier[0], tier[1], None
+        work.tier_review_at = next_review(program, tier[1]) if program.rank.get(tier[0], 0) else None
+        work.effects.append(Effect("tier_changed", None, tier=tier[0], previous_tier=previous, reason="opening"))
 
 
 def _set_override(work: _Work, event: Event) -> None:

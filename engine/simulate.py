@@ -101,7 +101,7 @@ class Replay:
             if effect.balance is not None:
                 flow = {
                     "earn": "issued", "spend": "redeemed", "expire": "expired", "clawback": "clawed_back", "adjust": "adjusted",
-                    "activate": "activated",
+                    "activate": "activated", "opening": "opened",
                 }[effect.kind]
                 self.flows[effect.balance][flow] += abs(effect.amount)
             elif effect.kind == "coupon_issued" and effect.policy:

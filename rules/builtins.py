@@ -105,6 +105,10 @@ SYSTEM_EVENT_TYPES: dict[str, EventType] = {
             "reason": Attribute(type="str", description="Why: kept in the ledger and the audit log."),
         },
     ),
+    "opening": EventType(
+        description="A member's opening balances, tier and coupons from another system (made by `perkflow import-opening`).",
+        attributes={"data": Attribute(type="str", description="The lots, tier with the date reached and coupons, as JSON.")},
+    ),
     "expiry": EventType(description="Lots reach their expiry date (produced by the runtime)."),
     "activation": EventType(description="Pending lots reach the end of their pending time and can be spent (produced by the runtime)."),
     "tier_review": EventType(description="A member's tier is reviewed (produced by the runtime)."),
