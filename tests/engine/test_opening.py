@@ -91,7 +91,7 @@ def test_an_opening_that_cannot_hold_is_refused_whole_and_changes_nothing():
         assert m.state == new_member("m1", datetime.fromisoformat(AT), tier="member")
 
 
-def test_a_member_with_events_cannot_be_opened():
+def test_a_member_who_has_events_cannot_be_opened():
     m = Member(program(SCHEME), joined=AT)
     m.event("purchase", "2026-11-01T10:00:00+08:00", amount=100)
     refused = opening(m, CONTENT, at="2026-11-01T11:00:00+08:00")
