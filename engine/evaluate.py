@@ -46,8 +46,8 @@ from .calendar import (
     subtract_duration,
 )
 from .coupons import handed_out_code, validate_coupons
-from .opening import OpeningRefused, read_opening
 from .events import Event
+from .opening import OpeningRefused, read_opening
 from .program import CompiledAction, CompiledCounter, CompiledRule, Program
 from .state import UNTIL_EVENT, CounterState, Coupon, Earning, Lot, MemberState, TierOverride
 
