@@ -90,6 +90,12 @@ def _member(wb: Workbench, staff: Staff, member_id: str) -> None:
     view = found["member"]
     ui.label(member_id).classes("text-h5").mark("member-id")
     ui.label(f"{tr('tier', lang)}: {view.get('tier') or '-'}").classes("text-subtitle1").mark("member-tier")
+    if view.get("tier_review_at"):
+        ui.label(f"{tr('tier_term_end', lang)}: {view['tier_review_at']}").classes("text-caption").mark("member-term-end")
+    if (override := view.get("tier_override")) is not None:
+        until = f" → {override['until']}" if override.get("until") else ""
+        text = f"{tr('tier_override', lang)}: {override['kind']} {override['tier']}{until} · {override['reason']}"
+        ui.label(text).classes("text-caption text-warning").mark("member-tier-override")
     with ui.row().mark("member-balances"):
         for balance, amount in view.get("balances", {}).items():
             with ui.card().classes("q-pa-sm"):
@@ -104,11 +110,14 @@ def _member(wb: Workbench, staff: Staff, member_id: str) -> None:
         ui.table(columns=_columns(["balance", "amount", "earned", "expires", "available"], lang), rows=lots).classes("w-full").mark("lots")
     if view.get("coupons"):
         ui.label(tr("coupons", lang)).classes("text-subtitle2")
-        ui.table(columns=_columns(["id", "policy", "status", "valid_until"], lang), rows=view["coupons"], row_key="id").classes("w-full")
+        rows = [c | {"coupon_code": c.get("code", "")} for c in view["coupons"]]
+        ui.table(columns=_columns(["id", "policy", "status", "valid_until", "coupon_code"], lang), rows=rows, row_key="id").classes("w-full")
     _progress(wb, staff, member_id)
     _personal(wb, staff, member_id)
     if staff.can("members.adjust"):
         _adjust(wb, member_id, list(view.get("balances", {})), lang)
+    if staff.can("members.tier_override"):
+        _tier_override(wb, member_id, view.get("tier_override") is not None, lang)
     ui.label(tr("ledger", lang)).classes("text-subtitle2")
     ui.table(columns=_columns(["occurred_at", "balance", "kind", "amount", "rule", "event_id"], lang), rows=found["ledger"], row_key="id").classes("w-full").mark("ledger")
     ui.label(tr("recent_events", lang)).classes("text-subtitle2")
@@ -201,6 +210,35 @@ def _adjust(wb: Workbench, member_id: str, balances: list[str], lang: str) -> No
                 ui.navigate.reload()
 
             ui.button(tr("adjust", lang), on_click=apply).props("no-caps").mark("adjust-apply")
+
+
+def _tier_override(wb: Workbench, member_id: str, active: bool, lang: str) -> None:
+    with ui.card().classes("w-full").mark("tier-override"):
+        ui.label(tr("tier_override", lang)).classes("text-subtitle2")
+        with ui.row().classes("items-center"):
+            kind = ui.select(["floor", "fixed"], value="floor", label=tr("override_kind", lang)).props("dense outlined").classes("w-56")
+            tier = ui.input(tr("tier", lang)).props("dense outlined").classes("w-40").mark("override-tier")
+            until = ui.input(tr("override_until", lang)).props("dense outlined").classes("w-80").mark("override-until")
+            reason = ui.input(tr("reason", lang)).props("dense outlined").classes("w-96").mark("override-reason")
+
+            def done(result: dict[str, Any] | Problem, who: Staff) -> None:
+                if isinstance(result, Problem):
+                    problem(who, result)
+                    return
+                ui.notify(tr("override_done", lang), type="positive")
+                ui.navigate.reload()
+
+            def apply() -> None:
+                if (who := acting(wb)) is not None:
+                    done(wb.set_tier_override(who, member_id, kind.value or "", tier.value or "", reason.value or "", until.value or None), who)
+
+            def end() -> None:
+                if (who := acting(wb)) is not None:
+                    done(wb.end_tier_override(who, member_id), who)
+
+            ui.button(tr("override_set", lang), on_click=apply).props("no-caps").mark("override-apply")
+            if active:
+                ui.button(tr("override_end", lang), on_click=end).props("no-caps flat").mark("override-end")
 
 
 def _event(wb: Workbench, staff: Staff, event_id: str) -> None:

@@ -18,6 +18,7 @@ were listed in, except which of two listings of the same coupon is called `coupo
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -30,6 +31,22 @@ from .program import Program
 from .state import Coupon, MemberState
 
 _RANK = {"amount_off": 0, "free_item": 1, "percent_off": 2}
+
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+"""31 characters, none of which can be read as another: no 0/O, 1/I/L."""
+
+
+def handed_out_code(coupon_id: str, prefix: str, length: int) -> str:
+    """The code a rule hands out with a coupon: `prefix` and `length` characters of CODE_ALPHABET
+    drawn from SHA-256 of the coupon's id (bytes below 248 taken modulo 31, as for random codes),
+    so a replay gives the same code. It names the member's own coupon and is never claimable."""
+    chars: list[str] = []
+    counter = 0
+    while len(chars) < length:
+        digest = hashlib.sha256(f"perkflow-coupon-code:{counter}:{coupon_id}".encode()).digest()
+        chars += [CODE_ALPHABET[b % 31] for b in digest if b < 248]
+        counter += 1
+    return prefix + "".join(chars[:length])
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,10 +45,11 @@ from .calendar import (
     period_key,
     subtract_duration,
 )
-from .coupons import validate_coupons
+from .coupons import handed_out_code, validate_coupons
 from .events import Event
+from .opening import OpeningRefused, read_opening
 from .program import CompiledAction, CompiledCounter, CompiledGoal, CompiledRule, Program
-from .state import UNTIL_EVENT, CounterState, Coupon, Earning, GoalState, Lot, MemberState
+from .state import UNTIL_EVENT, CounterState, Coupon, Earning, GoalState, Lot, MemberState, TierOverride
 
 _FAR = datetime.max.replace(tzinfo=UTC)
 _ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
@@ -87,6 +88,7 @@ class Effect:
     channel: str | None = None
     variables: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     of_event: str | None = None
+    code: str | None = None  # coupon_issued: the coupon's code, if it has one
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -249,6 +251,7 @@ class _Work:
     tier_since: datetime | None = None
     tier_review_at: datetime | None = None
     grace_until: datetime | None = None
+    tier_override: TierOverride | None = None
     counters: Mapping[str, CounterState] = field(init=False)
     effects: list[Effect] = field(default_factory=list)
     trace: list[RuleTrace] = field(default_factory=list)
@@ -265,6 +268,7 @@ class _Work:
         self.counters = self.state.counters
         s = self.state
         self.tier, self.tier_since, self.tier_review_at, self.grace_until = s.tier, s.tier_since, s.tier_review_at, s.grace_until
+        self.tier_override = s.tier_override
 
     # --- lots --------------------------------------------------------------------------------
 
@@ -455,7 +459,9 @@ class _Work:
                 return f"coupon '{policy_id}' budget {key} has {left} of {limit} left, {units} needed"
         return None
 
-    def issue_coupon(self, policy_id: str, count: int, rule: str | None) -> None:
+    def issue_coupon(self, policy_id: str, count: int, rule: str | None, *, code: bool | str = False) -> None:
+        """Issue `count` coupons of the policy. `code`: True hands each out with a code in the
+        policy's format (`handed_out_code`), a string is the code a claim used."""
         policy = self.program.scheme.coupons[policy_id]
         tz = self.program.tz
         validity = policy.validity
@@ -467,9 +473,13 @@ class _Work:
             valid_from = local_midnight(validity.start, tz)
             valid_until = local_midnight(validity.end + timedelta(days=1), tz)
         for _ in range(count):
-            coupon = Coupon(self.next_id("c"), policy_id, self.at, valid_from, valid_until, self.event.id, rule)
+            coupon_id = self.next_id("c")
+            given = code if isinstance(code, str) else None
+            if code is True and policy.codes is not None:
+                given = handed_out_code(coupon_id, policy.codes.prefix, policy.codes.length)
+            coupon = Coupon(coupon_id, policy_id, self.at, valid_from, valid_until, self.event.id, rule, code=given)
             self._coupons().append(coupon)
-            self.effects.append(Effect("coupon_issued", rule, coupon=coupon.id, policy=policy_id, valid_until=valid_until))
+            self.effects.append(Effect("coupon_issued", rule, coupon=coupon.id, policy=policy_id, valid_until=valid_until, code=given))
         for key, units, limit in self.coupon_budgets(policy_id, count):
             self.use_budget(key, units, limit)
 
@@ -510,15 +520,34 @@ class _Work:
             self.effects.append(Effect("untagged", rule, tag=tag))
 
     def change_tier(self, tier: str, reason: str, rule: str | None) -> None:
+        held = self.held_by_override(tier)
+        if held != tier:
+            if self.tracing:
+                self.trace.append(RuleTrace(rule or "tier", "skipped", "tier_override", detail=f"{reason} to {tier}: {self.override_text()}"))
+            tier = held
         if tier == self.tier:
             return
         previous = self.tier
         self.tier, self.tier_since, self.grace_until = tier, self.at, None
-        downgrade = self.program.scheme.tiers.downgrade if self.program.scheme.tiers else None
-        self.tier_review_at = add_duration(self.at, downgrade.every, self.program.tz) if downgrade and downgrade.kind == "review" and downgrade.every else None
-        if self.program.rank.get(tier, 0) == 0:
-            self.tier_review_at = None
+        # the lowest tier is never reviewed: there is nothing below it
+        self.tier_review_at = next_review(self.program, self.at) if self.program.rank.get(tier, 0) else None
         self.effects.append(Effect("tier_changed", rule, tier=tier, previous_tier=previous, reason=reason))
+
+    def held_by_override(self, tier: str) -> str:
+        """The tier the member gets when `tier` is due: a fixed override holds its tier, a floor
+        holds at least its tier."""
+        override = self.tier_override
+        if override is None or override.tier not in self.program.rank:
+            return tier
+        if override.kind == "fixed" or self.program.rank.get(tier, 0) < self.program.rank[override.tier]:
+            return override.tier
+        return tier
+
+    def override_text(self) -> str:
+        override = self.tier_override
+        assert override is not None
+        until = f" until {override.until.astimezone(self.program.tz).isoformat()}" if override.until else ""
+        return f"held by a {override.kind} override at {override.tier}{until} ({override.reason})"
 
     def freeze(self) -> MemberState:
         s = self.state
@@ -530,6 +559,7 @@ class _Work:
             tier_since=self.tier_since,
             tier_review_at=self.tier_review_at,
             grace_until=self.grace_until,
+            tier_override=self.tier_override,
             tags=frozenset(self.tags) if self.tags is not None else s.tags,
             home_store=s.home_store,
             birthday=s.birthday,
@@ -639,6 +669,12 @@ def evaluate(
             _activate(work, lambda lot: lot.available_at <= work.at)
         elif event.type == "tier_review":
             _review_tier(work)
+        elif event.type == "tier_override":
+            _set_override(work, event)
+        elif event.type == "tier_override_end":
+            _end_override(work)
+        elif event.type == "opening":
+            _open(work, event)
         else:
             _evaluate_event(program, work, event)
     except _Refuse as refused:
@@ -659,7 +695,7 @@ def evaluate(
 
 
 def _check_time(program: Program, state: MemberState, event: Event) -> None:
-    if state.last_event_at is None or event.type in ("expiry", "tier_review", "activation"):
+    if state.last_event_at is None or event.type in ("expiry", "tier_review", "activation", "tier_override_end"):
         return
     limit = program.late_event_limit
     if event.occurred_at < state.last_event_at - limit:
@@ -726,7 +762,7 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         assert program.payer is not None
         work.spend(program.payer, paid, None)
     if event.type == "code_claim":
-        work.issue_coupon(event.attributes["policy"], 1, None)
+        work.issue_coupon(event.attributes["policy"], 1, None, code=event.attributes["code"])
     if event.type in program.activated_by:
         original = event.attributes.get("original_event_id")
         balances = program.activated_by[event.type]
@@ -1062,7 +1098,7 @@ def _apply_actions(
                 work.spend(action.balance, amount, rule)
         elif kind == "issue_coupon":
             assert action.target is not None
-            work.issue_coupon(action.target, action.count, rule)
+            work.issue_coupon(action.target, action.count, rule, code=action.code)
         elif kind == "grant_reward":
             assert action.target is not None
             _grant_reward(program, work, action.target, rule, data)
@@ -1387,6 +1423,10 @@ def _reevaluate_tier(program: Program, work: _Work, data: Mapping[str, Any]) -> 
         reached = max(i for i, level in enumerate(program.levels) if level.threshold <= value)
     if reached > current:
         target = program.levels[reached].id
+        if work.held_by_override(target) != target:
+            if work.tracing:
+                work.trace.append(RuleTrace("tier", "skipped", "tier_override", {"metric": value}, f"upgrade to {target}: {work.override_text()}"))
+            return
         work.change_tier(target, "upgrade", None)
         try:
             _run_actions(program, work, program.on_reach[target], f"tier:{target}", data)
@@ -1396,6 +1436,98 @@ def _reevaluate_tier(program: Program, work: _Work, data: Mapping[str, Any]) -> 
                 work.trace.append(RuleTrace(f"tier:{target}", "skipped", skip.reason, detail=skip.detail))
     elif reached < current and tiers.downgrade.kind == "immediate":
         work.change_tier(program.levels[reached].id, "downgrade", None)
+
+
+def _open(work: _Work, event: Event) -> None:
+    """Opening balances: each lot with its own dates and a ledger entry of kind `opening`, the
+    tier with the day it was reached (its term or review counts from then), the coupons as held.
+    Only a member with nothing applied yet can be opened."""
+    program = work.program
+    if work.state.last_event_at is not None:
+        raise _Refuse("member_has_history", "the member already has events: an opening comes first", "/member_id")
+    try:
+        lots, coupons, tier = read_opening(event.attributes["data"], event.id, work.at, program.balances, program.rank, program.scheme.coupons)
+    except OpeningRefused as refused:
+        raise _Refuse(refused.code, refused.message, refused.pointer) from None
+    for lot in lots:
+        held = work._own(lot.balance)
+        held.append(lot)
+        held.sort(key=lot_order(program, lot.balance))
+        work.effects.append(Effect("opening", None, lot.balance, lot.part, lot.amount, ((lot.id, lot.amount),), expires_at=lot.expires_at))
+    for coupon in coupons:
+        work._coupons().append(coupon)
+        work.effects.append(Effect("coupon_issued", None, coupon=coupon.id, policy=coupon.policy, valid_until=coupon.valid_until, code=coupon.code))
+    if tier is not None and tier[0] != work.tier:
+        previous = work.tier
+        work.tier, work.tier_since, work.grace_until = tier[0], tier[1], None
+        work.tier_review_at = next_review(program, tier[1]) if program.rank.get(tier[0], 0) else None
+        work.effects.append(Effect("tier_changed", None, tier=tier[0], previous_tier=previous, reason="opening"))
+
+
+def _set_override(work: _Work, event: Event) -> None:
+    """Staff set the tier by hand: the override replaces any other, and the tier moves at once as
+    far as it requires (a floor raises a lower tier, a fixed override sets it either way)."""
+    program = work.program
+    attributes = event.attributes
+    tier, kind, reason = attributes["tier"], attributes["kind"], attributes["reason"]
+    if program.scheme.tiers is None or tier not in program.rank:
+        raise _Refuse("unknown_tier", f"no tier '{tier}' (known: {', '.join(program.rank)})", "/attributes/tier")
+    if not reason.strip():
+        raise _Refuse("missing_reason", "a tier override needs a reason", "/attributes/reason")
+    until = attributes.get("until") or 0  # an absent optional instant reads as 0: no end
+    end = datetime.fromtimestamp(until, UTC) if until > 0 else None
+    if end is not None and end <= work.at:
+        raise _Refuse("override_already_over", "'until' must be after the override is set", "/attributes/until")
+    work.tier_override = TierOverride(kind, tier, reason, work.at, end, work.tier)
+    work.effects.append(Effect("tier_override", None, tier=tier, previous_tier=work.tier, reason=kind))
+    work.trace.append(RuleTrace("tier_override", "fired", "set", detail=work.override_text()))
+    if work.tier is not None and (held := work.held_by_override(work.tier)) != work.tier:
+        work.change_tier(held, "override", None)
+
+
+def _end_override(work: _Work) -> None:
+    """The override ends: an override that moved the tier (or under which it moved) is followed by
+    a 保级 review of the tier held, whatever the downgrade kind, since that tier was given, not
+    earned; one that never moved it leaves it to its own rules. An upgrade the metric reaches
+    applies with the next event, as after any time-driven event."""
+    program = work.program
+    override = work.tier_override
+    if override is None:
+        raise _Refuse("no_tier_override", "the member has no tier override", "")
+    detail = work.override_text()
+    work.tier_override = None
+    work.effects.append(Effect("tier_override_end", None, tier=work.tier, previous_tier=override.tier, reason=override.kind))
+    tiers = program.scheme.tiers
+    if tiers is None or work.tier is None or work.tier not in program.rank:
+        work.trace.append(RuleTrace("tier_override", "fired", "ended", detail=detail))
+        return
+    data = {"member": _member_names(program, work, True), "counters": {}, "now": int(work.at.timestamp())}
+    value = _metric(program, work, data)
+    work.trace.append(RuleTrace("tier_override", "fired", "ended", {"metric": value}, detail))
+    if work.tier == override.before:
+        return
+    current = program.rank[work.tier]
+    keep = current
+    while keep > 0 and value < (program.levels[keep].retain if program.levels[keep].retain is not None else program.levels[keep].threshold):
+        keep -= 1
+    if keep < current:
+        work.change_tier(program.levels[keep].id, "override_end", None)
+
+
+def next_review(program: Program, at: datetime) -> datetime | None:
+    """When a tier reached (or kept at a review) at `at` is next reviewed. `review`: `every` after
+    the instant. `term` (等级有效期): the term counts the local day of `at` as its first day and ends
+    at the local midnight after its last, so 12mo from 15 March 2026 ends at 00:00 on 15 March 2027;
+    a term kept at its end review starts on the day the previous one ended."""
+    tiers = program.scheme.tiers
+    downgrade = tiers.downgrade if tiers is not None else None
+    if downgrade is None:
+        return None
+    if downgrade.kind == "review" and downgrade.every is not None:
+        return add_duration(at, downgrade.every, program.tz)
+    if downgrade.kind == "term" and downgrade.term is not None:
+        return local_midnight(add_duration_to_day(at.astimezone(program.tz).date(), downgrade.term), program.tz)
+    return None
 
 
 def _review_tier(work: _Work) -> None:
@@ -1410,9 +1542,18 @@ def _review_tier(work: _Work) -> None:
     retain = level.retain if level.retain is not None else level.threshold
     downgrade = tiers.downgrade
     detail = f"metric {value}, {level.id} needs {retain} to keep"
+    override = work.tier_override
+    if override is not None and (override.kind == "fixed" or program.rank.get(override.tier, 0) >= current):
+        # the override holds the tier whatever the metric; the next review comes as if it were kept
+        work.grace_until = None
+        work.tier_review_at = next_review(program, work.at)
+        work.trace.append(RuleTrace("tier_review", "fired", "tier_override", {"metric": value}, f"{detail}; {work.override_text()}"))
+        return
     if value >= retain:
         work.grace_until = None
-        work.tier_review_at = add_duration(work.at, downgrade.every, program.tz) if downgrade.every else None
+        work.tier_review_at = next_review(program, work.at)
+        if work.tier_review_at is not None:
+            detail += f", held until {work.tier_review_at.isoformat()}"
         work.trace.append(RuleTrace("tier_review", "fired", "kept", {"metric": value}, detail))
         return
     if downgrade.grace is not None and work.grace_until is None:
@@ -1462,7 +1603,10 @@ def _expire(work: _Work) -> None:
         )
 
 
-_DUE_ORDER = {"activation": -1, "expiry": 0, "tier_review": 1, "points_expiring": 2, "birthday": 3, "inactivity": 4, "campaign_end": 5, "campaign_start": 6}
+_DUE_ORDER = {
+    "activation": -2, "expiry": -1, "tier_override_end": 0, "tier_review": 1, "points_expiring": 2, "birthday": 3, "inactivity": 4,
+    "campaign_end": 5, "campaign_start": 6,
+}
 
 
 def _stamp(instant: datetime) -> str:
@@ -1503,6 +1647,9 @@ def due_events(program: Program, state: MemberState, until: datetime) -> list[Ev
                 add(lot.available_at, "activation", f"activation:{member}:{_stamp(lot.available_at)}")
     if state.tier_review_at is not None and state.tier_review_at <= until:
         add(state.tier_review_at, "tier_review", f"tier_review:{member}:{_stamp(state.tier_review_at)}")
+    override_end = state.tier_override.until if state.tier_override is not None else None
+    if override_end is not None and override_end <= until:
+        add(override_end, "tier_override_end", f"tier_override_end:{member}:{_stamp(override_end)}")
 
     done_until = state.last_event_at or state.joined_at  # instants after this are not yet produced
     if done_until < until:

@@ -74,6 +74,7 @@ def merge_states(program: Program, survivor: MemberState, absorbed: MemberState)
         tier_since=higher.tier_since,
         tier_review_at=higher.tier_review_at,
         grace_until=higher.grace_until,
+        tier_override=survivor.tier_override,
         tags=survivor.tags | absorbed.tags,
         home_store=survivor.home_store,
         birthday=survivor.birthday or absorbed.birthday,

@@ -55,6 +55,7 @@ class CompiledAction:
     target: str | None = None  # coupon policy, reward, tier, tag or template id
     count: int = 1
     channel: str = ""
+    code: bool = False  # issue_coupon: hand each coupon out with a code
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +322,8 @@ def _action(action: Action, loc: Loc, exprs: Mapping[Loc, Expr], scheme: Scheme)
         rounding = spec2.rounding or scheme.balances[spec2.balance].rounding
         return CompiledAction("deduct", action, exprs[(*loc, "deduct", "amount")], spec2.balance, None, rounding)
     if isinstance(action, IssueCoupon):
-        return CompiledAction("issue_coupon", action, target=action.issue_coupon.coupon, count=action.issue_coupon.count)
+        spec3 = action.issue_coupon
+        return CompiledAction("issue_coupon", action, target=spec3.coupon, count=spec3.count, code=spec3.code)
     if isinstance(action, GrantReward):
         return CompiledAction("grant_reward", action, target=action.grant_reward.reward)
     if isinstance(action, SetTier):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from perkflow.rules.expr import EvalError
@@ -151,11 +151,13 @@ def _tiers(program: Program, state: MemberState, at: datetime) -> list[Need]:
                     "zh-CN": f"再获得 {lacking} {units['zh-CN']}即可升级为{names['zh-CN']}"}
         needs.append(Need("tier", level.id, names, unit, have, level.threshold, have >= level.threshold, text))
     review_at = state.grace_until or state.tier_review_at
-    if tiers.downgrade.kind == "review" and review_at is not None and current > 0:
+    if tiers.downgrade.kind in ("review", "term") and review_at is not None and current > 0:
         level = program.levels[current]
         retain = level.retain if level.retain is not None else level.threshold
         names = _names(level.name, level.id)
-        day = review_at.astimezone(program.tz).date().isoformat()
+        # a term ends at the local midnight after its last day: name the last day the tier holds
+        last = review_at - timedelta(microseconds=1) if tiers.downgrade.kind == "term" and state.grace_until is None else review_at
+        day = last.astimezone(program.tz).date().isoformat()
         if have >= retain:
             text = {"en": f"enough {units['en']} to keep {names['en']} at the review on {day}",
                     "zh-CN": f"{units['zh-CN']}已满足{names['zh-CN']}保级要求（{day} 评审）"}

@@ -17,7 +17,7 @@ from .calendar import EPOCH_ORDINAL
 from .evaluate import Decision, _counter_value, evaluate, goal_progress, next_due
 from .events import Event, parse_event
 from .program import Program
-from .state import UNTIL_EVENT, CounterState, GoalState, MemberState, new_member
+from .state import UNTIL_EVENT, CounterState, GoalState, MemberState, TierOverride, new_member
 
 
 @dataclass
@@ -101,7 +101,7 @@ class Replay:
             if effect.balance is not None:
                 flow = {
                     "earn": "issued", "spend": "redeemed", "expire": "expired", "clawback": "clawed_back", "adjust": "adjusted",
-                    "activate": "activated",
+                    "activate": "activated", "opening": "opened",
                 }[effect.kind]
                 self.flows[effect.balance][flow] += abs(effect.amount)
             elif effect.kind == "coupon_issued" and effect.policy:
@@ -186,6 +186,8 @@ def member_view(program: Program, state: MemberState, at: datetime | None) -> di
     return {
         "tier": state.tier,
         "tier_since": when(state.tier_since),
+        **({"tier_review_at": when(state.tier_review_at)} if state.tier_review_at else {}),
+        **({"tier_override": _override(state.tier_override, when)} if state.tier_override else {}),
         "balances": {b: state.balance(b) for b in program.balances if state.balance(b) or state.lots.get(b)},
         "lots": {
             b: [
@@ -203,7 +205,7 @@ def member_view(program: Program, state: MemberState, at: datetime | None) -> di
         },
         **({"debts": dict(state.debts)} if state.debts else {}),
         "coupons": [
-            {"id": c.id, "policy": c.policy, "status": _coupon_status(c, at), "valid_until": when(c.valid_until)}
+            {"id": c.id, "policy": c.policy, "status": _coupon_status(c, at), "valid_until": when(c.valid_until), **({"code": c.code} if c.code else {})}
             for c in state.coupons
         ],
         "counters": {
@@ -234,6 +236,10 @@ def achievements_view(program: Program, state: MemberState, at: datetime | None)
             if achievement.badge is not None:
                 out[goal_id]["badge"] = achievement.badge
     return out
+
+
+def _override(override: TierOverride, when: Callable[[datetime | None], str | None]) -> dict[str, Any]:
+    return {"kind": override.kind, "tier": override.tier, "until": when(override.until), "reason": override.reason, "set_at": when(override.set_at)}
 
 
 def replay(

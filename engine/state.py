@@ -47,9 +47,24 @@ class Coupon:
     redeemed_at: datetime | None = None
     redeemed_by: str | None = None  # the event that used it
     voided: bool = False
+    code: str | None = None  # the code it was claimed with, or handed out with (issue_coupon code: true)
 
     def usable_at(self, at: datetime) -> bool:
         return self.redeemed_at is None and not self.voided and self.valid_from <= at < self.valid_until
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
+class TierOverride:
+    """A tier set by staff (人工调级): `floor` keeps the member at least at `tier`, `fixed` exactly
+    at it, until `until` (excluded; None: until removed)."""
+
+    kind: str  # floor, fixed
+    tier: str
+    reason: str
+    set_at: datetime
+    until: datetime | None = None
+    before: str | None = None  # the tier when it was set: an override that never moved the tier leaves it be at its end
 
 
 @quick_init
@@ -96,6 +111,7 @@ class MemberState:
     tier_since: datetime | None = None
     tier_review_at: datetime | None = None
     grace_until: datetime | None = None
+    tier_override: TierOverride | None = None
     tags: frozenset[str] = frozenset()
     home_store: str = ""
     birthday: tuple[int, int] | None = None  # (month, day): never the year, never sent elsewhere

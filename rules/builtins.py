@@ -105,9 +105,25 @@ SYSTEM_EVENT_TYPES: dict[str, EventType] = {
             "reason": Attribute(type="str", description="Why: kept in the ledger and the audit log."),
         },
     ),
+    "opening": EventType(
+        description="A member's opening balances, tier and coupons from another system (made by `perkflow import-opening`).",
+        attributes={"data": Attribute(type="str", description="The lots, tier with the date reached and coupons, as JSON.")},
+    ),
     "expiry": EventType(description="Lots reach their expiry date (produced by the runtime)."),
     "activation": EventType(description="Pending lots reach the end of their pending time and can be spent (produced by the runtime)."),
     "tier_review": EventType(description="A member's tier is reviewed (produced by the runtime)."),
+    "tier_override": EventType(
+        description="Staff set a member's tier by hand, with a reason (made by the service; audited).",
+        attributes={
+            "kind": Attribute(type="str", values=["floor", "fixed"], description="floor: at least this tier; fixed: exactly this tier."),
+            "tier": Attribute(type="str", description="The tier."),
+            "until": Attribute(type="instant", required=False, description="When the override ends (excluded); absent: until removed."),
+            "reason": Attribute(type="str", description="Why: kept in the trace, the tier history and the audit log."),
+        },
+    ),
+    "tier_override_end": EventType(
+        description="A tier override ends, at its end or removed by staff (made by the runtime or the service); the tier is then reviewed.",
+    ),
     "points_expiring": EventType(
         description="Lots of a balance will expire soon: sent `remind_before` ahead (produced by the runtime).",
         attributes={

@@ -254,6 +254,9 @@ def _check_actions(scheme: Scheme, actions: list[Action], loc: Loc, report: _Rep
         elif isinstance(action, IssueCoupon) and action.issue_coupon.coupon not in scheme.coupons:
             name = action.issue_coupon.coupon
             report.at((*here, "issue_coupon", "coupon"), "unknown_coupon", f"no coupon policy '{name}'" + _suggest(name, list(scheme.coupons)))
+        elif isinstance(action, IssueCoupon) and action.issue_coupon.code and scheme.coupons[action.issue_coupon.coupon].codes is None:
+            name = action.issue_coupon.coupon
+            report.at((*here, "issue_coupon", "code"), "policy_without_codes", f"coupon policy '{name}' declares no codes to hand out")
         elif isinstance(action, GrantReward) and action.grant_reward.reward not in scheme.rewards:
             name = action.grant_reward.reward
             report.at((*here, "grant_reward", "reward"), "unknown_reward", f"no reward '{name}'" + _suggest(name, list(scheme.rewards)))

@@ -313,21 +313,36 @@ class TierLevel(Model):
 
 
 class Downgrade(Model):
-    kind: Literal["never", "immediate", "review"] = Field(
+    kind: Literal["never", "immediate", "review", "term"] = Field(
         "never",
-        description="never; immediate: the tier follows the metric down at once; review: checked at each review date.",
+        description=(
+            "never; immediate: the tier follows the metric down at once; review: checked at each review date; "
+            "term: the tier holds for a term of whole local days from the day it was reached, then a review."
+        ),
     )
-    every: Duration | None = Field(None, description="review: time between reviews, from the day the tier was reached.")
+    every: Duration | None = Field(None, description="review: time between reviews, from the instant the tier was reached.")
+    term: Duration | None = Field(
+        None,
+        description="term (等级有效期): how long a tier holds, counting the local day it was reached as the first; a review at its end.",
+    )
     grace: Duration | None = Field(
-        None, description="review: how long a member who fails a review keeps the tier before the downgrade."
+        None, description="review or term: how long a member who fails a review keeps the tier before the downgrade."
     )
 
     @model_validator(mode="after")
     def _review_has_period(self) -> Downgrade:
         if self.kind == "review" and self.every is None:
             raise ValueError("a review downgrade needs 'every' (for example 12mo)")
-        if self.kind != "review" and (self.every is not None or self.grace is not None):
-            raise ValueError("'every' and 'grace' only apply to kind: review")
+        if self.kind == "term" and self.term is None:
+            raise ValueError("a term downgrade needs 'term' (for example 12mo)")
+        if self.term is not None and self.term.endswith(("min", "h")):
+            raise ValueError("a tier's 'term' is whole local days: use d, w, mo or y")
+        if self.kind != "review" and self.every is not None:
+            raise ValueError("'every' only applies to kind: review")
+        if self.kind != "term" and self.term is not None:
+            raise ValueError("'term' only applies to kind: term")
+        if self.kind not in ("review", "term") and self.grace is not None:
+            raise ValueError("'grace' only applies to kind: review or term")
         return self
 
 
@@ -428,6 +443,10 @@ class DeductSpec(Model):
 class IssueCouponSpec(Model):
     coupon: Id = Field(description="The coupon policy to issue.")
     count: int = Field(1, ge=1, le=100)
+    code: bool = Field(
+        False,
+        description="Hand each coupon out with a code in the policy's codes format, shown to the member; the policy must declare codes.",
+    )
 
 
 class GrantRewardSpec(Model):

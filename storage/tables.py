@@ -152,6 +152,7 @@ members = Table(
     Column("last_purchase_at", UTCDateTime, nullable=True),  # 0003: inactivity
     Column("locale", String(16), nullable=True),  # 0004: the language of notifications (en, zh-CN)
     Column("goals", Json, nullable=True),  # 0009: progress towards achievements; none is no progress
+    Column("tier_override", Json, nullable=True),  # 0010: {kind, tier, reason, set_at, until, before} set by staff
     Index(None, "birthday_month", "birthday_day"),
     Index(None, "home_store"),
     Index(None, "joined_at"),  # 0008: cohorts
@@ -223,7 +224,7 @@ coupons = Table(
     Column("id", String(260), primary_key=True),
     Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
     Column("policy", String(64), nullable=False),
-    Column("code", String(64), nullable=True, unique=True),
+    Column("code", String(64), nullable=True),  # 0010: the code it was claimed or handed out with; not unique
     Column("issued_at", UTCDateTime, nullable=False),
     Column("valid_from", UTCDateTime, nullable=False),
     Column("valid_until", UTCDateTime, nullable=False),
@@ -235,6 +236,7 @@ coupons = Table(
     Index(None, "member_id"),
     Index(None, "policy"),
     Index(None, "issued_at"),  # 0008: coupons by period
+    Index(None, "code"),  # 0010
 )
 
 coupon_codes = Table(

@@ -11,7 +11,8 @@ daily earning cap and the maximum balance cut its points, and it pays orders wit
 the limits (two attempts beyond them are refused). On 10 and 11 June five new members claim
 codes from the posters (three a day can be claimed, one per member). On 18 April a member
 checks out with three ¥10 vouchers, of which one order takes two: the order is refused and placed
-again with two.
+again with two. The warehouse confirms
+receipt (order_completed) of most orders a few days after them, which makes their growth count.
 
 The stream is deterministic: a seeded `random.Random`, and the engine replayed as the stream is
 written, so the generator knows a member's points and coupons (coupon ids are `<event id>#c<n>`).
@@ -226,17 +227,28 @@ class Shop:
                 at + timedelta(days=3), self.referral, referrer, member, event["attributes"]["amount"]
             )
         paid = event["attributes"]["amount"]
+        returned_at: datetime | None = None
         if member_id == DEBTOR and "SMART-TV-55" in lines:
-            self.stream.later(datetime(2026, 5, 23, 15, 40, tzinfo=TZ), self.refund, member, event, paid)
+            returned_at = datetime(2026, 5, 23, 15, 40, tzinfo=TZ)
+            self.stream.later(returned_at, self.refund, member, event, paid)
         elif paid > 0 and rnd.random() < 0.06 and member_id != DEBTOR:
             returned = paid if len(items) == 1 or rnd.random() < 0.6 else min(items[-1]["amount"], paid)
-            self.stream.later(
-                at + timedelta(days=rnd.randrange(2, 11), hours=rnd.randrange(0, 8)),
-                self.refund,
-                member,
-                event,
-                returned,
-            )
+            returned_at = at + timedelta(days=rnd.randrange(2, 11), hours=rnd.randrange(0, 8))
+            self.stream.later(returned_at, self.refund, member, event, returned)
+        self.deliver(at, event, returned_at)
+
+    def deliver(self, at: datetime, purchase: dict[str, Any], returned_at: datetime | None) -> None:
+        """确认收货: most members confirm receipt 1 to 6 days after ordering (an order they return, the
+        day after it); the rest never do, and the order's growth activates 14 days after it. A
+        chance of its own, so the rest of the stream is drawn as before."""
+        rnd = random.Random(f"{SEED}:delivery:{purchase['id']}")
+        if returned_at is None and rnd.random() < 0.25:
+            return
+        received = at + timedelta(days=1 if returned_at is not None else rnd.randrange(1, 7), hours=rnd.randrange(0, 10))
+        self.stream.later(received, self.received, purchase)
+
+    def received(self, at: datetime, purchase: dict[str, Any]) -> None:
+        self.stream.emit("order_completed", purchase["member_id"], at, "wms", channel="shop", original_event_id=purchase["id"])
 
     def refund(self, at: datetime, member: dict[str, Any], purchase: dict[str, Any], amount: int) -> None:
         self.stream.emit("refund", member["id"], at, "shop", original_event_id=purchase["id"], amount=amount)
@@ -245,7 +257,10 @@ class Shop:
         self.stream.emit(kind, member_id, at, "app", **attributes)
 
     def bulk(self, at: datetime, kind: str, attributes: dict[str, Any]) -> None:
-        self.stream.emit(kind, BULK, at, "web", **attributes)
+        event = self.stream.emit(kind, BULK, at, "web", **attributes)
+        refused = {r["event_id"] for r in self.stream.replay.rejections}
+        if kind == "purchase" and event["id"] not in refused:
+            self.deliver(at, event, None)
 
     def referral(self, at: datetime, referrer: dict[str, Any], friend: dict[str, Any], amount: int) -> None:
         self.stream.emit(

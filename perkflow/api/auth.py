@@ -19,7 +19,7 @@ SCOPES = {
     "events:write": "post events",
     "events:read": "read stored events and their decisions",
     "members:read": "read members, look them up, read their ledgers",
-    "members:write": "create and update members, adjust balances, merge members",
+    "members:write": "create and update members, adjust balances, set tier overrides, merge members",
     "members:reveal": "show a member's personal data in full and export everything held on them, for a reason (audited)",
     "members:erase": "erase a member's personal data, keeping their ledger under a pseudonym (audited)",
     "coupons:write": "validate, redeem and void coupons",

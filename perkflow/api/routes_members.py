@@ -99,6 +99,21 @@ async def post_adjustment(request: Request) -> Response:
     return await once(request, principal, partial(adjust, request.path_params["member_id"], body))
 
 
+async def post_tier_override(request: Request) -> Response:
+    principal = await authorize(request, "members:write")
+    body = await json_body(request)
+    override_id = request_key(request) or uuid.uuid4().hex  # the key names the override
+    set_override = partial(service(request).members.set_tier_override, actor=principal.name, override_id=override_id, stores=principal.stores)
+    return await once(request, principal, partial(set_override, request.path_params["member_id"], body))
+
+
+async def delete_tier_override(request: Request) -> Response:
+    principal = await authorize(request, "members:write")
+    request_id = request_key(request) or uuid.uuid4().hex
+    end = partial(service(request).members.end_tier_override, actor=principal.name, request_id=request_id, stores=principal.stores)
+    return await once(request, principal, partial(end, request.path_params["member_id"]))
+
+
 async def post_merge(request: Request) -> Response:
     principal = await authorize(request, "members:write")
     body = parse(MergeIn, await json_body(request))
@@ -141,6 +156,8 @@ routes = [
     Route("/members/{member_id}/ledger", get_ledger, methods=["GET"]),
     Route("/members/{member_id}/progress", get_progress, methods=["GET"]),
     Route("/members/{member_id}/adjustments", post_adjustment, methods=["POST"]),
+    Route("/members/{member_id}/tier-override", post_tier_override, methods=["POST"]),
+    Route("/members/{member_id}/tier-override", delete_tier_override, methods=["DELETE"]),
     Route("/members/{member_id}/merge", post_merge, methods=["POST"]),
     Route("/members/{member_id}/profile", get_profile, methods=["GET"]),
     Route("/members/{member_id}/reveal", post_reveal, methods=["POST"]),

@@ -77,6 +77,13 @@ class AdjustmentIn(Request):
     reason: str = Field(min_length=1, description="Why: kept in the ledger and the audit log.")
 
 
+class TierOverrideIn(Request):
+    kind: Literal["floor", "fixed"] = Field(description="floor: the member is at least this tier; fixed: exactly this tier.")
+    tier: str = Field(description="A tier of the scheme in force.")
+    until: AwareDatetime | None = Field(None, description="When the override ends (excluded), with an offset; absent: until ended by DELETE.")
+    reason: str = Field(min_length=1, description="Why: kept in the trace, the tier history and the audit log.")
+
+
 class MergeIn(Request):
     from_: Ident = Field(
         alias="from", description="The member merged into this one; it keeps its id, with status merged."
@@ -215,13 +222,18 @@ class ProblemOut(BaseModel):
 
 class EffectOut(Reply):
     kind: str = Field(
-        description="earn, spend, expire, clawback, adjust, coupon_issued, coupon_redeemed, reward_granted, tier_changed, tagged, untagged, notify, achieved (an achievement completed: rule achievement:<id>, tag its badge, reason the period)"
+        description=(
+            "earn, spend, expire, clawback, adjust, opening, activate, coupon_issued, coupon_redeemed, reward_granted, tier_changed, "
+            "tier_override, tier_override_end, tagged, untagged, notify, "
+            "achieved (an achievement completed: rule achievement:<id>, tag its badge, reason the period)"
+        )
     )
     rule: str | None = None
     balance: str | None = None
     amount: int | None = None
     coupon: str | None = None
     discount: int | None = None
+    code: str | None = Field(None, description="coupon_issued: the coupon's code, when it was claimed with one or a rule handed one out.")
 
 
 class TraceOut(Reply):
@@ -284,6 +296,11 @@ class MemberOut(Reply):
     home_store: str
     joined_at: str
     tier: str | None = None
+    tier_since: str | None = None
+    tier_review_at: str | None = Field(None, description="When the tier's term ends or its next review falls (local time); absent when never reviewed.")
+    tier_override: dict[str, Any] | None = Field(
+        None, description="A tier held by staff: {kind: floor | fixed, tier, until, reason, set_at}; absent when none."
+    )
     balances: dict[str, int] = Field(default_factory=dict)
     lots: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     coupons: list[dict[str, Any]] = Field(default_factory=list)

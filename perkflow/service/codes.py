@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
+from perkflow.engine.coupons import CODE_ALPHABET
 from perkflow.rules.models import CouponPolicy
 from perkflow.storage import tables as t
 
@@ -30,8 +31,7 @@ from .events import Applied, EventService
 from .problems import FieldError, Problem, conflict, invalid, not_found
 from .versions import Versions
 
-ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-"""31 characters, none of which can be read as another: no 0/O, 1/I/L."""
+ALPHABET = CODE_ALPHABET  # one alphabet for generated codes and the codes rules hand out
 MAX_BATCH = 1_000_000
 SHOWN = 1_000  # a batch up to this size is returned in the answer; larger ones are exported
 _CHUNK = 5_000

@@ -1,4 +1,5 @@
-"""Members: create or update by external id, read their state, page their ledger, adjust a balance."""
+"""Members: create or update by external id, read their state, page their ledger, adjust a balance,
+set or end a tier override."""
 
 from __future__ import annotations
 
@@ -230,11 +231,8 @@ class MemberService:
 
     def adjust(self, external_id: str, body: Any, *, actor: str, adjustment_id: str, stores: frozenset[str] | None = None) -> Applied | Problem:
         """A manual adjustment with a mandatory reason, applied as an event and audited."""
-        if stores is not None:
-            with self.engine.connect() as conn:
-                home = conn.execute(select(t.members.c.home_store).where(t.members.c.external_id == external_id)).scalar()
-            if home not in stores:
-                return not_found("member", external_id)
+        if (hidden := self._not_theirs(external_id, stores)) is not None:
+            return hidden
         if not isinstance(body, dict):
             return invalid("an adjustment is a JSON object", [FieldError("", "wrong_type", "send {balance, amount, reason}")], code="wrong_type")
         unknown = [k for k in body if k not in ("balance", "amount", "reason")]
@@ -245,26 +243,75 @@ class MemberService:
             return invalid("an adjustment needs a reason", [FieldError("/reason", "missing_reason", "say why the balance is adjusted")], code="missing_reason")
         if (leaky := personal_in_reason(reason)) is not None:
             return leaky
+        attributes = {"balance": body.get("balance"), "amount": body.get("amount"), "reason": reason}
+        raw = self._system_event(f"adjustment:{adjustment_id}", "adjustment", external_id, attributes)
+        detail = {"event": raw["id"], **attributes}
+        return _flat(self.events.post(raw, source="adjustment", audit=(actor, "balance_adjusted", external_id, detail)))
+
+    def set_tier_override(
+        self, external_id: str, body: Any, *, actor: str, override_id: str, stores: frozenset[str] | None = None
+    ) -> Applied | Problem:
+        """人工调级: hold the member at least at a tier (floor) or exactly at one (fixed), until an
+        instant or until ended, with a mandatory reason; applied as an event and audited."""
+        if (hidden := self._not_theirs(external_id, stores)) is not None:
+            return hidden
+        if not isinstance(body, dict):
+            return invalid("a tier override is a JSON object", [FieldError("", "wrong_type", "send {kind, tier, reason, until}")], code="wrong_type")
+        unknown = [k for k in body if k not in ("kind", "tier", "until", "reason")]
+        if unknown:
+            return invalid(f"unknown field '{unknown[0]}'", [FieldError(f"/{k}", "unknown_field", f"unknown field '{k}'") for k in unknown], code="unknown_field")
+        if body.get("kind") not in ("floor", "fixed"):
+            return invalid("kind is floor or fixed", [FieldError("/kind", "wrong_value", "floor: at least this tier; fixed: exactly this tier")], code="wrong_value")
+        reason = body.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            return invalid("a tier override needs a reason", [FieldError("/reason", "missing_reason", "say why the tier is set by hand")], code="missing_reason")
+        if (leaky := personal_in_reason(reason)) is not None:
+            return leaky
+        attributes = {"kind": body["kind"], "tier": body.get("tier"), "reason": reason}
+        if body.get("until") is not None:
+            attributes["until"] = body["until"]
+        raw = self._system_event(f"tier_override:{override_id}", "tier_override", external_id, attributes)
+        detail = {"event": raw["id"], **attributes}
+        return _flat(self.events.post(raw, source="tier_override", audit=(actor, "tier_override_set", external_id, detail)))
+
+    def end_tier_override(
+        self, external_id: str, *, actor: str, request_id: str, stores: frozenset[str] | None = None
+    ) -> Applied | Problem:
+        """End the member's tier override now; the tier it gave is then reviewed (docs/semantics.md)."""
+        if (hidden := self._not_theirs(external_id, stores)) is not None:
+            return hidden
+        raw = self._system_event(f"tier_override_end:{external_id}:by:{request_id}", "tier_override_end", external_id, {})
+        return _flat(self.events.post(raw, source="tier_override", audit=(actor, "tier_override_ended", external_id, {"event": raw["id"]})))
+
+    def _not_theirs(self, external_id: str, stores: frozenset[str] | None) -> Problem | None:
+        if stores is None:
+            return None
         with self.engine.connect() as conn:
-            query = select(t.events.c.body).where(t.events.c.id == f"adjustment:{adjustment_id}")
-            first = conn.execute(query).scalar()
-        raw = {
-            "id": f"adjustment:{adjustment_id}",
-            "type": "adjustment",
+            home = conn.execute(select(t.members.c.home_store).where(t.members.c.external_id == external_id)).scalar()
+        return None if home in stores else not_found("member", external_id)
+
+    def _system_event(self, event_id: str, kind: str, external_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
+        """An event the service makes for staff; a retry keeps the first one's time, so that it
+        gets the first answer back."""
+        with self.engine.connect() as conn:
+            first = conn.execute(select(t.events.c.body).where(t.events.c.id == event_id)).scalar()
+        return {
+            "id": event_id,
+            "type": kind,
             "member_id": external_id,
-            # a retry keeps the first one's time, so that it gets the first answer back
             "occurred_at": first["occurred_at"] if isinstance(first, dict) else self.clock().isoformat(),
             "channel": "support",
-            "attributes": {"balance": body.get("balance"), "amount": body.get("amount"), "reason": reason},
+            "attributes": attributes,
         }
-        detail = {"event": raw["id"], "balance": body.get("balance"), "amount": body.get("amount"), "reason": reason}
-        result = self.events.post(raw, source="adjustment", audit=(actor, "balance_adjusted", external_id, detail))
-        if isinstance(result, Problem):
-            # The event's pointers are under /attributes; the adjustment body is flat.
-            flat = "/attributes"
-            errors = tuple(FieldError(e.pointer.replace(flat, ""), e.code, e.message) for e in result.errors)
-            extra = dict(result.extra)
-            if "differing_fields" in extra:
-                extra["differing_fields"] = [p.replace(flat, "") for p in extra["differing_fields"]]
-            return Problem(result.status, result.code, result.title, result.detail, errors, extra)
+
+
+def _flat(result: Applied | Problem) -> Applied | Problem:
+    """The event's pointers are under /attributes; the request body is flat."""
+    if not isinstance(result, Problem):
         return result
+    flat = "/attributes"
+    errors = tuple(FieldError(e.pointer.replace(flat, ""), e.code, e.message) for e in result.errors)
+    extra = dict(result.extra)
+    if "differing_fields" in extra:
+        extra["differing_fields"] = [p.replace(flat, "") for p in extra["differing_fields"]]
+    return Problem(result.status, result.code, result.title, result.detail, errors, extra)

@@ -34,6 +34,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit.read": frozenset({"admin", "auditor"}),
     "members.read": frozenset({"admin", "support", "store_manager", "auditor"}),
     "members.adjust": frozenset({"admin", "support"}),
+    "members.tier_override": frozenset({"admin", "support"}),  # 人工调级, audited, with a reason
     "members.reveal": frozenset({"admin", "support", "store_manager"}),  # full personal data, audited, with a reason
     "members.erase": frozenset({"admin"}),
     "members.export_full": frozenset({"admin", "finance"}),  # exports unmasked, audited, with a reason

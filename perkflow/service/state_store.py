@@ -15,7 +15,7 @@ from sqlalchemy import Connection, RowMapping, insert, select, update
 
 from perkflow.engine import Decision, Lot, MemberState, Program
 from perkflow.engine.evaluate import lot_order
-from perkflow.engine.state import CounterState, Coupon, Earning, GoalState
+from perkflow.engine.state import CounterState, Coupon, Earning, GoalState, TierOverride
 from perkflow.storage import tables as t
 
 
@@ -71,6 +71,20 @@ def _goals_to_json(goals: Iterable[tuple[str, GoalState]]) -> dict[str, Any]:
     return out
 
 
+def _override_from_json(data: dict[str, Any] | None) -> TierOverride | None:
+    if not data:
+        return None
+    until = datetime.fromisoformat(data["until"]) if data.get("until") else None
+    return TierOverride(data["kind"], data["tier"], data["reason"], datetime.fromisoformat(data["set_at"]), until, data.get("before"))
+
+
+def _override_to_json(override: TierOverride | None) -> dict[str, Any] | None:
+    if override is None:
+        return None
+    until = override.until.isoformat() if override.until else None
+    return {"kind": override.kind, "tier": override.tier, "reason": override.reason, "set_at": override.set_at.isoformat(), "until": until, "before": override.before}
+
+
 def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids: Iterable[str] = ()) -> MemberState:
     """The engine's view of one member: lots with something left, debts, coupons, and the
     earnings records the event needs (a refund's original purchase)."""
@@ -100,7 +114,7 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
     coupons = tuple(
         Coupon(
             c["id"], c["policy"], c["issued_at"], c["valid_from"], c["valid_until"], c["source_event"], c["rule"],
-            c["redeemed_at"], c["redeemed_by"], c["voided"],
+            c["redeemed_at"], c["redeemed_by"], c["voided"], c["code"],
         )
         for c in conn.execute(select(t.coupons).where(t.coupons.c.member_id == member_pk).order_by(t.coupons.c.issued_at, t.coupons.c.id)).mappings()
     )
@@ -120,6 +134,7 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
         tier_since=row["tier_since"],
         tier_review_at=row["tier_review_at"],
         grace_until=row["grace_until"],
+        tier_override=_override_from_json(row["tier_override"]),
         tags=frozenset(row["tags"] or ()),
         home_store=row["home_store"],
         birthday=birthday,
@@ -171,6 +186,11 @@ def save_decision(
         for e in decision.effects
         if e.kind == "tier_changed"
     ]
+    if before.tier_override != after.tier_override:
+        # an override set or ended is a row of its own that moves nothing (from = to = the tier
+        # held after it), so that reports count only the tier_changed rows as movements
+        reason = f"override_{after.tier_override.kind}" if after.tier_override is not None else "override_ended"
+        history.append({"member_id": member_pk, "event_id": decision.event_id, "from_tier": after.tier, "to_tier": after.tier, "reason": reason, "at": occurred_at})
     if history:
         conn.execute(insert(t.tier_history), history)
     notes = [
@@ -201,6 +221,7 @@ def save_decision(
             tier_since=after.tier_since,
             tier_review_at=after.tier_review_at,
             grace_until=after.grace_until,
+            tier_override=_override_to_json(after.tier_override),
             tags=sorted(after.tags),
             counters=_counters_to_json(after.counters.items()),
             caps={k: list(v) for k, v in after.caps.items()},
@@ -318,6 +339,7 @@ def _save_coupons(conn: Connection, member_pk: int, before: MemberState, after: 
                     id=coupon.id, member_id=member_pk, policy=coupon.policy, issued_at=coupon.issued_at,
                     valid_from=coupon.valid_from, valid_until=coupon.valid_until, source_event=coupon.source,
                     rule=coupon.rule, redeemed_at=coupon.redeemed_at, redeemed_by=coupon.redeemed_by, voided=coupon.voided,
+                    code=coupon.code,
                 )
             )
         elif previous != coupon:

@@ -236,6 +236,22 @@ class Workbench:
         )
         return result if isinstance(result, Problem) else result.body
 
+    def set_tier_override(
+        self, by: Staff, external_id: str, kind: str, tier: str, reason: str, until: str | None = None
+    ) -> dict[str, Any] | Problem:
+        """Hold the member's tier by hand (floor or fixed), until `until` (ISO, with an offset) or ended."""
+        if (refused := by.require("members.tier_override")) is not None:
+            return refused
+        body = {"kind": kind, "tier": tier, "reason": reason} | ({"until": until} if until else {})
+        result = self.service.members.set_tier_override(external_id, body, actor=by.name, override_id=secrets.token_hex(8), stores=by.stores)
+        return result if isinstance(result, Problem) else result.body
+
+    def end_tier_override(self, by: Staff, external_id: str) -> dict[str, Any] | Problem:
+        if (refused := by.require("members.tier_override")) is not None:
+            return refused
+        result = self.service.members.end_tier_override(external_id, actor=by.name, request_id=secrets.token_hex(8), stores=by.stores)
+        return result if isinstance(result, Problem) else result.body
+
     def event(self, by: Staff, event_id: str) -> dict[str, Any] | Problem:
         """One stored event with its decision and trace, looked up by id."""
         if (refused := by.require("members.read")) is not None:

@@ -583,3 +583,37 @@ def test_a_fractional_tier_benefit_earns_the_same_after_import_as_in_simulate(
     assert upgraded("import", events).exit_code == 0
     [member] = _export(upgraded, "members")
     assert member["balances"] == {"points": 215}
+
+
+SHOP = REPO / "examples" / "shop"
+
+
+def test_the_shop_example_imported_and_ticked_ends_in_its_expected_state(upgraded: Perkflow, svc: Service) -> None:
+    """Pending growth, tier terms and welcome codes, through `perkflow import` and `perkflow tick`
+    on a real database: the same balances, tiers, term ends and codes as expected.json."""
+    expected = json.loads((SHOP / "expected.json").read_text(encoding="utf-8"))
+    published(upgraded, SHOP / "scheme.yaml")
+    upgraded("import", SHOP / "events.jsonl", "--json")
+    ticked = upgraded("tick", "--until", expected["as_of"])
+    assert ticked.exit_code == 0, ticked.output
+    for member_id, want in expected["members"].items():
+        got = svc.members.get(member_id)
+        assert isinstance(got, dict), member_id
+        assert {b: n for b, n in got["balances"].items() if n} == want["balances"], member_id
+        assert (got["tier"], got.get("tier_review_at")) == (want["tier"], want.get("tier_review_at")), member_id
+        assert [c.get("code") for c in got["coupons"]] == [c.get("code") for c in want["coupons"]], member_id
+
+
+def test_import_opening_reports_each_refused_member_by_line_and_a_second_run_imports_nothing_new(upgraded: Perkflow, svc: Service) -> None:
+    published(upgraded, SHOP / "scheme.yaml")
+    opening = SHOP / "opening.jsonl"
+    first = upgraded("import-opening", opening, "--json")
+    assert first.exit_code == 1, first.output
+    report = json.loads(first.stdout)
+    assert (report["accepted"], report["already_there"]) == (2, 0)
+    assert [(r["line"], r["code"]) for r in report["refused"]] == [(3, "lot_expired"), (4, "unknown_tier")]
+    second = upgraded("import-opening", opening)
+    assert second.stdout.splitlines()[0] == f"{opening}: 0 imported, 2 already there, 2 refused"
+    assert f"{opening}:3: nv-80003:" in second.stdout and "[lot_expired] at /lots/0/expires_at" in second.stdout
+    ledger = [row for row in _export(upgraded, "ledger") if row["event_id"] == "opening:nv-80002"]
+    assert [(row["kind"], row["balance"], row["amount"]) for row in ledger] == [("opening", "points", 5200), ("opening", "growth", 2600)]

@@ -778,3 +778,137 @@ def test_poster_codes_are_claimed_three_a_day_and_one_per_member():
     assert report("shop")["totals"]["coupons"]["poster-20"]["issued"] == sum(model["posters"].values())
     codes = [r["code"] for r in report("shop")["rejections"] if r["event_id"].startswith("app-")][-2:]
     assert codes == ["budget_exhausted", "member_cap_reached"]
+
+
+SHOP_TIERS = [("member", 0, 0), ("silver", 1000, 600), ("gold", 3000, 2000)]  # id, threshold, retain
+PENDING_DAYS, GROWTH_MONTHS, TERM_MONTHS = 14, 3, 3
+
+
+def months_later(day: date, months: int) -> date:
+    """The same day `months` later, clamped to the end of a shorter month."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    last = (date(year + (month + 1) // 12, (month + 1) % 12 + 1, 1) - timedelta(days=1)).day
+    return date(year, month + 1, min(day.day, last))
+
+
+def shanghai_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
+
+
+@cache
+def shop_growth_model() -> dict[str, Any]:
+    """Nova Shop's growth and tiers, from the terms in its README, in plain Python: 1 growth per
+    yuan paid, pending until the member confirms receipt or for 14 days, expiring 3 months after
+    the day earned, clawed back in proportion by returns; tiers reached on any event, held for a
+    3-month term of whole days, kept at its end by the retain figure or moved to the highest tier
+    whose retain the growth meets."""
+    refused = {r["event_id"] for r in report("shop")["rejections"]}
+    # member -> purchase id -> [units left, available at (None: active), expires at]
+    lots: dict[str, dict[str, list[Any]]] = defaultdict(dict)
+    tier: dict[str, int] = {}
+    review_at: dict[str, datetime | None] = {}
+    reviews: list[tuple[str, str]] = []
+    paid: dict[str, int] = {}
+    refunded: Counter[str] = Counter()
+
+    def active(member: str) -> int:
+        return sum(units for units, available, _ in lots[member].values() if available is None)
+
+    def term_end(at: datetime) -> datetime:
+        return shanghai_midnight(months_later(at.astimezone(SHANGHAI).date(), TERM_MONTHS))
+
+    def advance(member: str, until: datetime) -> None:
+        while True:
+            due: list[tuple[datetime, int, str]] = []
+            for pid, (_units, available, expires) in lots[member].items():
+                if available is not None and available <= until:
+                    due.append((available, 0, pid))
+                if expires <= until:
+                    due.append((expires, 1, pid))
+            review = review_at.get(member)
+            if review is not None and review <= until:
+                due.append((review, 2, ""))
+            if not due:
+                return
+            at = min(d[0] for d in due)
+            for _, step, pid in sorted(d for d in due if d[0] == at):
+                if step == 0:
+                    lots[member][pid][1] = None
+                elif step == 1:
+                    del lots[member][pid]
+                else:
+                    growth, current = active(member), tier[member]
+                    if growth >= SHOP_TIERS[current][2]:
+                        reviews.append((member, "kept"))
+                        review_at[member] = term_end(at)
+                    else:
+                        tier[member] = max(i for i, (_, _, retain) in enumerate(SHOP_TIERS) if growth >= retain)
+                        review_at[member] = term_end(at) if tier[member] else None
+                        reviews.append((member, "downgraded"))
+
+    last = max(datetime.fromisoformat(e["occurred_at"]) for e in events("shop"))
+    clawed_back = 0
+    for event in events("shop"):
+        member, a, kind, at = event["member_id"], attrs(event), event["type"], datetime.fromisoformat(event["occurred_at"])
+        if event["id"] in refused:
+            continue
+        tier.setdefault(member, 0)
+        advance(member, at)
+        if kind == "purchase":
+            day = at.astimezone(SHANGHAI).date()
+            lots[member][event["id"]] = [a["amount"] // 100, at + timedelta(days=PENDING_DAYS), shanghai_midnight(months_later(day, GROWTH_MONTHS) + timedelta(days=1))]
+            paid[event["id"]] = a["amount"]
+        elif kind == "order_completed" and a["original_event_id"] in lots[member]:
+            lots[member][a["original_event_id"]][1] = None
+        elif kind == "refund":
+            original = a["original_event_id"]
+            units = paid[original] // 100
+            taken = clawback(units, paid[original], refunded[original], a["amount"])
+            lots[member][original][0] -= taken
+            clawed_back += taken
+            refunded[original] += a["amount"]
+        growth = active(member)
+        reached = max(i for i, (_, threshold, _) in enumerate(SHOP_TIERS) if growth >= threshold)
+        if reached > tier[member]:
+            tier[member], review_at[member] = reached, term_end(at)
+    for member in tier:
+        advance(member, last)
+    return {
+        "growth": {m: sum(units for units, _, _ in held.values()) for m, held in lots.items()},
+        "pending": {m: sum(units for units, available, _ in held.values() if available is not None) for m, held in lots.items()},
+        "tier": {m: SHOP_TIERS[i][0] for m, i in tier.items()},
+        "review_at": review_at,
+        "reviews": reviews,
+        "clawed_back": clawed_back,
+    }
+
+
+def test_growth_counts_once_an_order_is_received_or_after_14_days_and_expires_after_3_months():
+    model = shop_growth_model()
+    members = report("shop")["members"]
+    for member, state in members.items():
+        assert state["balances"].get("growth", 0) == model["growth"].get(member, 0), member
+        pending = sum(lot["amount"] for lot in state["lots"].get("growth", ()) if "available_at" in lot or "pending_until" in lot)
+        assert pending == model["pending"].get(member, 0), member
+    assert sum(model["pending"].values()) > 0  # orders of the last fortnight that are not yet received
+    totals = report("shop")["totals"]["balances"]["growth"]
+    assert totals["expired"] > 0 and totals["clawed_back"] == model["clawed_back"] > 0
+
+
+def test_tiers_hold_for_a_3_month_term_and_the_review_at_its_end_keeps_or_lowers_them():
+    model = shop_growth_model()
+    members = report("shop")["members"]
+    for member, state in members.items():
+        assert state["tier"] == model["tier"][member], member
+        review = model["review_at"].get(member)
+        assert state.get("tier_review_at") == (review.isoformat() if review else None), member
+    assert sorted(kind for _, kind in model["reviews"]) == ["downgraded", "kept", "kept"]
+    assert rule_counts("shop", "tier_review") == {"fired": len(model["reviews"])}
+    assert report("shop")["totals"]["tiers"] == dict(sorted(Counter(model["tier"].values()).items()))
+
+
+def test_the_welcome_coupon_is_handed_out_with_a_hello_code():
+    codes = [c["code"] for state in report("shop")["members"].values() for c in state["coupons"] if c["policy"] == "welcome-30"]
+    assert len(codes) == WELCOME_BUDGET == len(set(codes))
+    assert all(c.startswith("HELLO") and len(c) == 11 and not set(c[5:]) & set("01OIL") for c in codes)

@@ -144,3 +144,26 @@ def test_concurrent_claims_of_a_code_never_exceed_its_uses(service: Service):
     assert len(won) == 3
     assert all(isinstance(r, Problem) and r.code in ("code_used_up", "busy") for r in results if not isinstance(r, Applied))
     assert service.codes.lookup(code, POS)["uses_left"] == 0  # type: ignore[index]
+
+
+HANDED_OUT = SCHEME + """
+rules:
+  - id: welcome
+    on: signup
+    then: [{issue_coupon: {coupon: shared, code: true}}]
+"""
+
+
+def test_a_rules_coupon_is_stored_with_the_code_it_was_handed_out_with_and_a_claimed_one_with_its_code(service: Service):
+    publish(service, HANDED_OUT)
+    signup = service.events.post({"id": "s1", "type": "signup", "member_id": "m1", "occurred_at": "2026-11-20T10:00:00+08:00"})
+    assert isinstance(signup, Applied)
+    [issued] = [e for e in signup.body["effects"] if e["kind"] == "coupon_issued"]
+    assert len(issued["code"]) == 6 and set(issued["code"]) <= set(ALPHABET)
+    [code] = service.codes.generate("spring", 1, actor="key:ops")["codes"]  # type: ignore[index]
+    assert isinstance(service.codes.claim(code, "m1", POS), Applied)
+    view = service.members.get("m1")
+    assert isinstance(view, dict)
+    assert [(c["policy"], c["code"]) for c in view["coupons"]] == [("shared", issued["code"]), ("spring", code)]
+    # a handed-out code names the member's own coupon: it is not a code anyone can claim
+    assert isinstance(service.codes.lookup(issued["code"], POS), Problem)

@@ -60,6 +60,8 @@ ACTIONS: dict[str, tuple[str, Callable[[Workbench, Staff, dict[str, Any]], Any]]
     "see what a member still needs": ("members.read", lambda wb, s, ctx: wb.progress(s, "m1")),
     "read a report": ("reports.read", lambda wb, s, ctx: wb.report(s, "flows", {})),
     "adjust a balance": ("members.adjust", lambda wb, s, ctx: wb.adjust(s, "m1", "points", 5, "goodwill")),
+    "set a tier override": ("members.tier_override", lambda wb, s, ctx: wb.set_tier_override(s, "m1", "floor", "gold", "VIP complaint")),
+    "end a tier override": ("members.tier_override", lambda wb, s, ctx: wb.end_tier_override(s, "m1")),
     "list users": ("users.admin", lambda wb, s, ctx: wb.service.staff.list_users(by=s)),
     "revoke sessions": ("users.admin", lambda wb, s, ctx: wb.revoke_sessions(s, "operator")),
     "create a user": ("users.admin", lambda wb, s, ctx: wb.create_user(s, f"new-{s.username}", ["support"], [])),

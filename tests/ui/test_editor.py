@@ -228,6 +228,24 @@ async def test_the_member_view_says_what_the_member_still_needs(user: User, svc:
     await user.should_see("70 more")
 
 
+async def test_support_holds_a_members_tier_with_a_reason_and_sees_the_override_and_the_term_end(user: User, svc: Service) -> None:
+    tiers = "tiers:\n  metric: {balance: points}\n  levels:\n    - {id: basic, name: Basic, threshold: 0}\n    - {id: gold, name: Gold, threshold: 100}\n  downgrade: {kind: term, term: 12mo}"
+    publish(svc, SCHEME.replace("balances:\n  points: {}", "balances:\n  points: {}\n" + tiers))
+    svc.members.put("m-9", {}, actor="test")
+    await sign_in(user, "support")
+    await user.open("/members/m-9")
+    await fill(user, "override-tier", "gold")
+    await fill(user, "override-reason", "ticket 9: late delivery")
+    await click(user, "override-apply")
+    await user.should_see(marker="member-tier-override", retries=30)
+    await user.should_see("ticket 9: late delivery")
+    await user.should_see(marker="member-term-end")
+    held = svc.members.get("m-9")
+    assert not isinstance(held, Problem) and held["tier"] == "gold" and held["tier_override"]["kind"] == "floor"
+    await click(user, "override-end")
+    await user.should_not_see(marker="member-tier-override", retries=30)
+
+
 async def test_finance_reads_the_dashboard_and_a_store_manager_only_their_stores(user: User, svc: Service) -> None:
     publish(svc, SCHEME)
     await sign_in(user, "finance")
