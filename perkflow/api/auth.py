@@ -45,7 +45,9 @@ async def authorize(request: Request, scope: str) -> Principal:
             ),
             {"WWW-Authenticate": 'Bearer realm="perkflow"'},
         )
-    principal = await run_in_threadpool(request.app.state.service.access.authenticate, token.strip())
+    access = request.app.state.service.access
+    # A key seen moments ago is answered here, without a trip to a worker thread.
+    principal = access.remembered(token.strip()) or await run_in_threadpool(access.authenticate, token.strip())
     if principal is None:
         raise ApiError(
             Problem(

@@ -3,6 +3,11 @@
 A key's secret is shown once and stored as a SHA-256 digest: secrets are 32 random bytes, so a
 fast digest is as safe as a slow one and keeps every API call cheap. Passwords, chosen by people,
 are hashed with argon2.
+
+A key that authenticated is remembered by the process for `PRINCIPAL_TTL` (by the digest of the
+whole token, never the token), so a burst of events costs one key look-up, not one each. A key
+revoked through this process stops working at once; revoked elsewhere (the CLI, another worker),
+within `PRINCIPAL_TTL` by this process's clock (docs/decisions/0022).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
@@ -41,6 +46,8 @@ SCOPES = (
 )
 ROLES = ("admin", "operator", "approver", "store_manager", "finance", "support", "auditor")
 _hasher = PasswordHasher()
+PRINCIPAL_TTL = timedelta(seconds=5)
+_MAX_REMEMBERED = 1024  # principals remembered at most; all are forgotten when it fills
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ def _digest(secret: str) -> str:
 class AccessService:
     def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
         self.engine, self.clock = engine, clock
+        self._remembered: dict[str, tuple[Principal, datetime]] = {}  # token digest -> (principal, until)
 
     def create_key(
         self, name: str, scopes: list[str], *, created_by: str, stores: list[str] | None = None
@@ -89,7 +97,8 @@ class AccessService:
             done = conn.execute(update(t.api_keys).where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None)).values(revoked_at=now))
             if done.rowcount:
                 record(conn, now, actor, "key_revoked", key_id, {})
-            return bool(done.rowcount)
+        self._forget(f"key:{key_id}")
+        return bool(done.rowcount)
 
     def list_keys(self) -> list[dict[str, object]]:
         """Every key, revoked ones too, without anything secret."""
@@ -101,17 +110,35 @@ class AccessService:
             for r in rows
         ]
 
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of a key that authenticated less than `PRINCIPAL_TTL` ago, without
+        touching the database (the API asks this first, on its event loop); else None."""
+        found = self._remembered.get(_digest(token))
+        return found[0] if found is not None and self.clock() < found[1] else None
+
     def authenticate(self, token: str) -> Principal | None:
         key_id, dot, secret = token.partition(".")
         if not dot or not key_id.startswith("pk_") or len(token) > 200:
             return None
+        if (principal := self.remembered(token)) is not None:
+            return principal
+        now = self.clock()
         # begin() ends in a COMMIT: psycopg answers a ROLLBACK by dropping every prepared
         # statement of the connection, which the next event would then plan again.
         with self.engine.begin() as conn:
             row = conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).first()
         if row is None or row.revoked_at is not None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
             return None
-        return Principal(f"key:{row.id}", frozenset(row.scopes), frozenset(row.stores) if row.stores is not None else None)
+        principal = Principal(f"key:{row.id}", frozenset(row.scopes), frozenset(row.stores) if row.stores is not None else None)
+        if len(self._remembered) >= _MAX_REMEMBERED:
+            self._remembered.clear()
+        self._remembered[_digest(token)] = (principal, now + PRINCIPAL_TTL)
+        return principal
+
+    def _forget(self, name: str) -> None:
+        for digest, (principal, _) in list(self._remembered.items()):
+            if principal.name == name:
+                self._remembered.pop(digest, None)
 
     def create_user(
         self, username: str, password: str, roles: list[str], *, created_by: str, stores: list[str] | None = None,

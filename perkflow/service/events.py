@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -49,6 +49,19 @@ MAX_BATCH = 1000
 MAX_INTEGER = 2**53 - 1  # what JSON carries exactly; ledger columns hold 64 bits
 _INT64 = 2**63 - 1
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")  # PostgreSQL refuses NUL; UTF-8 cannot encode lone surrogates
+
+# The event path's statements, built once (see perkflow/service/state_store.py).
+_STORED = select(t.events.c.body, t.events.c.body_hash, t.events.c.decision).where(t.events.c.id == bindparam("event_id"))
+_MEMBER_BY_EXTERNAL_ID = select(t.members).where(t.members.c.external_id == bindparam("external_id"))
+_MEMBER_BY_ID = select(t.members).where(t.members.c.id == bindparam("member_pk"))
+_LOCKED = {False: (_MEMBER_BY_EXTERNAL_ID, _MEMBER_BY_ID), True: (_MEMBER_BY_EXTERNAL_ID.with_for_update(), _MEMBER_BY_ID.with_for_update())}
+_BUDGETS = select(t.budgets.c.key, t.budgets.c.used, t.budgets.c.limit)
+_CLAIM = (
+    update(t.budgets)
+    .where(t.budgets.c.key == bindparam("budget_key"), t.budgets.c.used + bindparam("units") <= t.budgets.c.limit)
+    .values(used=t.budgets.c.used + bindparam("units"))
+)
+_INSERT_EVENT = insert(t.events)
 
 
 @dataclass(frozen=True)
@@ -257,7 +270,7 @@ class EventService:
         event_id = raw.get("id")
         if not isinstance(event_id, str):
             return None
-        row = conn.execute(select(t.events.c.body, t.events.c.body_hash, t.events.c.decision).where(t.events.c.id == event_id)).first()
+        row = conn.execute(_STORED, {"event_id": event_id}).first()
         if row is None:
             return None
         if row.body_hash != digest:
@@ -351,7 +364,7 @@ class EventService:
         return state, applied
 
     def _decide(self, conn: Connection, program: Program, state: MemberState, event: Event) -> Decision:
-        rows = conn.execute(select(t.budgets.c.key, t.budgets.c.used, t.budgets.c.limit)).all()
+        rows = conn.execute(_BUDGETS).all()
         used = {r.key: r.used for r in rows}
         limits = {r.key: r.limit for r in rows}
         for _ in range(BUDGET_RETRIES):
@@ -375,11 +388,7 @@ class EventService:
             if key not in known and key in new_limits:
                 made = _insert_for(conn)(t.budgets).values(key=key, limit=new_limits[key], used=0)
                 conn.execute(made.on_conflict_do_nothing(index_elements=["key"]))
-            claimed = conn.execute(
-                update(t.budgets)
-                .where(t.budgets.c.key == key, t.budgets.c.used + units <= t.budgets.c.limit)
-                .values(used=t.budgets.c.used + units)
-            )
+            claimed = conn.execute(_CLAIM, {"budget_key": key, "units": units})
             if claimed.rowcount != 1:
                 savepoint.rollback()
                 return key
@@ -391,11 +400,12 @@ class EventService:
         raw: dict[str, Any], digest: str, body: dict[str, Any], now: datetime, source: str,
     ) -> None:
         conn.execute(
-            insert(t.events).values(
-                id=event.id, member_id=member_pk, external_member_id=event.member_id, type=event.type,
-                occurred_at=event.occurred_at, store=event.store, channel=event.channel, body=raw, body_hash=digest,
-                decision=body, version=decision.version, source=source, recorded_at=now,
-            )
+            _INSERT_EVENT,
+            {
+                "id": event.id, "member_id": member_pk, "external_member_id": event.member_id, "type": event.type,
+                "occurred_at": event.occurred_at, "store": event.store, "channel": event.channel, "body": raw,
+                "body_hash": digest, "decision": body, "version": decision.version, "source": source, "recorded_at": now,
+            },
         )
         save_decision(conn, member_pk, before, decision, event.occurred_at, now)
         if program.scheme.campaigns and decision.trace:
@@ -410,14 +420,12 @@ def _insert_for(conn: Connection) -> Any:
 def member_row(conn: Connection, external_id: str, *, lock: bool = False) -> RowMapping | None:
     """The member row (locked on PostgreSQL when `lock`); a member merged into another answers
     for the survivor, so events and look-ups under the old id reach the member that holds the value."""
-    query = select(t.members).where(t.members.c.external_id == external_id)
+    by_external_id, by_id = _LOCKED[lock and conn.dialect.name == "postgresql"]
+    row = conn.execute(by_external_id, {"external_id": external_id}).mappings().first()
     for _ in range(8):  # a chain of merges is followed, a few links at most
-        if lock and conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = conn.execute(query).mappings().first()
         if row is None or row["status"] != "merged" or row["merged_into"] is None:
             return row
-        query = select(t.members).where(t.members.c.id == row["merged_into"])
+        row = conn.execute(by_id, {"member_pk": row["merged_into"]}).mappings().first()
     return row
 
 

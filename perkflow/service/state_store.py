@@ -3,6 +3,11 @@
 The write is a diff of two `MemberState`s (before and after the decision), so whatever the engine
 did to lots, coupons and counters lands exactly; the ledger rows come from the decision's effects.
 All in the caller's transaction, on SQLAlchemy Core.
+
+Every statement of the event path is built once, here, with named parameters: SQLAlchemy then
+keeps its cache key and compiled form, and an event pays for executing statements, not for
+building them (docs/decisions/0022). Rows of one kind go in one executemany, and a balance is
+written with one upsert.
 """
 
 from __future__ import annotations
@@ -11,12 +16,55 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from perkflow.engine import Decision, Lot, MemberState, Program
 from perkflow.engine.evaluate import lot_order
 from perkflow.engine.state import CounterState, Coupon, Earning, GoalState, TierOverride
 from perkflow.storage import tables as t
+
+_LOTS = select(t.lots).where(t.lots.c.member_id == bindparam("member_pk"), t.lots.c.amount > 0)
+_DEBTS = select(t.member_balances.c.balance, t.member_balances.c.debt).where(
+    t.member_balances.c.member_id == bindparam("member_pk"), t.member_balances.c.debt > 0
+)
+_COUPONS = (
+    select(t.coupons).where(t.coupons.c.member_id == bindparam("member_pk")).order_by(t.coupons.c.issued_at, t.coupons.c.id)
+)
+_EARNINGS = select(t.earnings).where(
+    t.earnings.c.event_id.in_(bindparam("event_ids", expanding=True)), t.earnings.c.member_id == bindparam("member_pk")
+)
+_INSERT_LEDGER = insert(t.ledger)
+_INSERT_LOTS = insert(t.lots)
+_LOT_AMOUNT = update(t.lots).where(t.lots.c.id == bindparam("lot_id")).values(amount=bindparam("new_amount"))
+_LOT_ACTIVATED = update(t.lots).where(t.lots.c.id == bindparam("lot_id")).values(available_at=bindparam("activated_at"))
+_INSERT_COUPON = insert(t.coupons)
+_COUPON_CHANGED = update(t.coupons).where(t.coupons.c.id == bindparam("coupon_id"))
+_INSERT_EARNING = insert(t.earnings)
+_EARNING_REFUNDED = update(t.earnings).where(t.earnings.c.event_id == bindparam("earning_event_id"))
+_INSERT_TIER_HISTORY = insert(t.tier_history)
+_INSERT_OUTBOX = insert(t.outbox)
+_UPDATE_MEMBER = update(t.members).where(t.members.c.id == bindparam("member_pk"))
+_ANY_SUBSCRIPTION = select(t.webhook_subscriptions.c.id).where(t.webhook_subscriptions.c.active.is_(True)).limit(1)
+_KNOWN_GROUPS = select(t.campaign_members.c.campaign).where(
+    t.campaign_members.c.member_id == bindparam("member_pk"),
+    t.campaign_members.c.campaign.in_(bindparam("campaigns", expanding=True)),
+)
+_INSERT_GROUPS = insert(t.campaign_members)
+
+
+def _balance_upsert(insert_: Any) -> Any:
+    """INSERT ... ON CONFLICT (member_id, balance) DO UPDATE: a balance's row made or rewritten in
+    one statement (the dialect's insert: SQLite and PostgreSQL spell it alike)."""
+    made = insert_(t.member_balances)
+    return made.on_conflict_do_update(
+        index_elements=[t.member_balances.c.member_id, t.member_balances.c.balance],
+        set_={"total": made.excluded.total, "debt": made.excluded.debt},
+    )
+
+
+_UPSERT_BALANCE = {"postgresql": _balance_upsert(postgresql_insert), "sqlite": _balance_upsert(sqlite_insert)}
 
 
 def _counters_from_json(data: dict[str, Any]) -> dict[str, CounterState]:
@@ -90,7 +138,8 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
     earnings records the event needs (a refund's original purchase)."""
     member_pk = row["id"]
     by_balance: dict[str, list[Lot]] = {}
-    for lot in conn.execute(select(t.lots).where(t.lots.c.member_id == member_pk, t.lots.c.amount > 0)).mappings():
+    key = {"member_pk": member_pk}
+    for lot in conn.execute(_LOTS, key).mappings():
         by_balance.setdefault(lot["balance"], []).append(
             Lot(
                 lot["id"],
@@ -107,21 +156,18 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
     lots = {
         b: tuple(sorted(v, key=lot_order(program, b))) if b in program.balances else tuple(v) for b, v in by_balance.items()
     }
-    debts = {
-        r.balance: r.debt
-        for r in conn.execute(select(t.member_balances).where(t.member_balances.c.member_id == member_pk, t.member_balances.c.debt > 0))
-    }
+    debts = {r.balance: r.debt for r in conn.execute(_DEBTS, key)}
     coupons = tuple(
         Coupon(
             c["id"], c["policy"], c["issued_at"], c["valid_from"], c["valid_until"], c["source_event"], c["rule"],
             c["redeemed_at"], c["redeemed_by"], c["voided"], c["code"],
         )
-        for c in conn.execute(select(t.coupons).where(t.coupons.c.member_id == member_pk).order_by(t.coupons.c.issued_at, t.coupons.c.id)).mappings()
+        for c in conn.execute(_COUPONS, key).mappings()
     )
     earnings: dict[str, Earning] = {}
     ids = list(earning_ids)
     if ids:
-        for e in conn.execute(select(t.earnings).where(t.earnings.c.event_id.in_(ids), t.earnings.c.member_id == member_pk)).mappings():
+        for e in conn.execute(_EARNINGS, {**key, "event_ids": ids}).mappings():
             earnings[e["event_id"]] = Earning(
                 e["event_id"], e["event_type"], e["amount"], e["refunded"],
                 tuple((b, p, n) for b, p, n in e["earned"]), tuple(e["lots"]),
@@ -176,7 +222,7 @@ def save_decision(
         if e.balance is not None
     ]
     if rows:
-        conn.execute(insert(t.ledger), rows)
+        conn.execute(_INSERT_LEDGER, rows)
     _save_lots(conn, member_pk, before, after)
     _save_balances(conn, member_pk, before, after, {e.balance for e in decision.effects if e.balance})
     _save_coupons(conn, member_pk, before, after)
@@ -192,7 +238,7 @@ def save_decision(
         reason = f"override_{after.tier_override.kind}" if after.tier_override is not None else "override_ended"
         history.append({"member_id": member_pk, "event_id": decision.event_id, "from_tier": after.tier, "to_tier": after.tier, "reason": reason, "at": occurred_at})
     if history:
-        conn.execute(insert(t.tier_history), history)
+        conn.execute(_INSERT_TIER_HISTORY, history)
     notes = [
         {
             "kind": "notification",
@@ -212,25 +258,25 @@ def save_decision(
             for kind, payload in messages
         ]
     if notes:
-        conn.execute(insert(t.outbox), notes)
+        conn.execute(_INSERT_OUTBOX, notes)
     conn.execute(
-        update(t.members)
-        .where(t.members.c.id == member_pk)
-        .values(
-            tier=after.tier,
-            tier_since=after.tier_since,
-            tier_review_at=after.tier_review_at,
-            grace_until=after.grace_until,
-            tier_override=_override_to_json(after.tier_override),
-            tags=sorted(after.tags),
-            counters=_counters_to_json(after.counters.items()),
-            caps={k: list(v) for k, v in after.caps.items()},
-            rewards=dict(after.rewards),
-            last_event_at=after.last_event_at,
-            last_purchase_at=after.last_purchase_at,
+        _UPDATE_MEMBER,
+        {
+            "member_pk": member_pk,
+            "tier": after.tier,
+            "tier_since": after.tier_since,
+            "tier_review_at": after.tier_review_at,
+            "grace_until": after.grace_until,
+            "tier_override": _override_to_json(after.tier_override),
+            "tags": sorted(after.tags),
+            "counters": _counters_to_json(after.counters.items()),
+            "caps": {k: list(v) for k, v in after.caps.items()},
+            "rewards": dict(after.rewards),
+            "last_event_at": after.last_event_at,
+            "last_purchase_at": after.last_purchase_at,
+            "updated_at": now,
             **({"goals": _goals_to_json(after.goals.items())} if after.goals is not before.goals else {}),
-            updated_at=now,
-        )
+        },
     )
 
 
@@ -239,11 +285,10 @@ def save_campaign_groups(conn: Connection, member_pk: int, groups: dict[str, str
     ids, so a later decision never assigns another group and the first row stands."""
     if not groups:
         return
-    c = t.campaign_members.c
-    known = set(conn.execute(select(c.campaign).where(c.member_id == member_pk, c.campaign.in_(list(groups)))).scalars())
+    known = set(conn.execute(_KNOWN_GROUPS, {"member_pk": member_pk, "campaigns": list(groups)}).scalars())
     rows = [{"campaign": k, "member_id": member_pk, "grp": g, "first_at": occurred_at} for k, g in groups.items() if k not in known]
     if rows:
-        conn.execute(insert(t.campaign_members), rows)
+        conn.execute(_INSERT_GROUPS, rows)
 
 
 WEBHOOK_KINDS = ("points_changed", "tier_changed", "coupon_issued", "coupon_redeemed", "reward_redeemed", "member_notification")
@@ -278,8 +323,7 @@ def webhook_messages(decision: Decision, occurred_at: datetime) -> list[tuple[st
 def _anyone_listens(conn: Connection) -> bool:
     """Whether an active webhook subscription exists: without one, no webhook message is kept (a
     subscription receives what happens from its creation on)."""
-    c = t.webhook_subscriptions.c
-    return conn.execute(select(c.id).where(c.active.is_(True)).limit(1)).first() is not None
+    return conn.execute(_ANY_SUBSCRIPTION).first() is not None
 
 
 def _save_lots(conn: Connection, member_pk: int, before: MemberState, after: MemberState) -> None:
@@ -303,64 +347,75 @@ def _save_lots(conn: Connection, member_pk: int, before: MemberState, after: Mem
         if lot_id not in old
     ]
     if fresh:
-        conn.execute(insert(t.lots), fresh)
+        conn.execute(_INSERT_LOTS, fresh)
+    amounts: list[dict[str, Any]] = []
+    activated: list[dict[str, Any]] = []
     for lot_id, lot in old.items():
         now = new.get(lot_id)
         amount = now.amount if now is not None else 0
         if amount != lot.amount:
-            conn.execute(update(t.lots).where(t.lots.c.id == lot_id).values(amount=amount))
-        if now is not None and now.available_at != lot.available_at:  # activated
-            conn.execute(update(t.lots).where(t.lots.c.id == lot_id).values(available_at=now.available_at))
+            amounts.append({"lot_id": lot_id, "new_amount": amount})
+        if now is not None and now.available_at != lot.available_at:
+            activated.append({"lot_id": lot_id, "activated_at": now.available_at})
+    if amounts:
+        conn.execute(_LOT_AMOUNT, amounts)
+    if activated:
+        conn.execute(_LOT_ACTIVATED, activated)
 
 
 def _save_balances(conn: Connection, member_pk: int, before: MemberState, after: MemberState, touched: set[str | None]) -> None:
-    for balance in touched:
-        if balance is None:
-            continue
-        values = {"total": after.balance(balance), "debt": after.debts.get(balance, 0)}
-        done = conn.execute(
-            update(t.member_balances)
-            .where(t.member_balances.c.member_id == member_pk, t.member_balances.c.balance == balance)
-            .values(**values)
-        )
-        if done.rowcount == 0:
-            conn.execute(insert(t.member_balances).values(member_id=member_pk, balance=balance, **values))
+    rows = [
+        {"member_id": member_pk, "balance": balance, "total": after.balance(balance), "debt": after.debts.get(balance, 0)}
+        for balance in sorted(b for b in touched if b is not None)  # one order: two events of a member never deadlock
+    ]
+    if rows:
+        conn.execute(_UPSERT_BALANCE[conn.dialect.name], rows)
 
 
 def _save_coupons(conn: Connection, member_pk: int, before: MemberState, after: MemberState) -> None:
     if before.coupons is after.coupons:
         return
     old = {c.id: c for c in before.coupons}
+    fresh: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
     for coupon in after.coupons:
         previous = old.get(coupon.id)
         if previous is None:
-            conn.execute(
-                insert(t.coupons).values(
-                    id=coupon.id, member_id=member_pk, policy=coupon.policy, issued_at=coupon.issued_at,
-                    valid_from=coupon.valid_from, valid_until=coupon.valid_until, source_event=coupon.source,
-                    rule=coupon.rule, redeemed_at=coupon.redeemed_at, redeemed_by=coupon.redeemed_by, voided=coupon.voided,
-                    code=coupon.code,
-                )
+            fresh.append(
+                {
+                    "id": coupon.id, "member_id": member_pk, "policy": coupon.policy, "issued_at": coupon.issued_at,
+                    "valid_from": coupon.valid_from, "valid_until": coupon.valid_until, "source_event": coupon.source,
+                    "rule": coupon.rule, "redeemed_at": coupon.redeemed_at, "redeemed_by": coupon.redeemed_by, "voided": coupon.voided,
+                    "code": coupon.code,
+                }
             )
         elif previous != coupon:
-            conn.execute(
-                update(t.coupons)
-                .where(t.coupons.c.id == coupon.id)
-                .values(redeemed_at=coupon.redeemed_at, redeemed_by=coupon.redeemed_by, voided=coupon.voided)
+            changed.append(
+                {"coupon_id": coupon.id, "redeemed_at": coupon.redeemed_at, "redeemed_by": coupon.redeemed_by, "voided": coupon.voided}
             )
+    if fresh:
+        conn.execute(_INSERT_COUPON, fresh)
+    if changed:
+        conn.execute(_COUPON_CHANGED, changed)
 
 
 def _save_earnings(conn: Connection, member_pk: int, before: MemberState, after: MemberState) -> None:
     if before.earnings is after.earnings:
         return
+    fresh: list[dict[str, Any]] = []
+    refunded: list[dict[str, Any]] = []
     for event_id, earning in after.earnings.items():
         previous = before.earnings.get(event_id)
         if previous is None:
-            conn.execute(
-                insert(t.earnings).values(
-                    event_id=event_id, member_id=member_pk, event_type=earning.event_type, amount=earning.amount,
-                    refunded=earning.refunded, earned=[list(x) for x in earning.earned], lots=list(earning.lots),
-                )
+            fresh.append(
+                {
+                    "event_id": event_id, "member_id": member_pk, "event_type": earning.event_type, "amount": earning.amount,
+                    "refunded": earning.refunded, "earned": [list(x) for x in earning.earned], "lots": list(earning.lots),
+                }
             )
         elif previous != earning:
-            conn.execute(update(t.earnings).where(t.earnings.c.event_id == event_id).values(refunded=earning.refunded))
+            refunded.append({"earning_event_id": event_id, "refunded": earning.refunded})
+    if fresh:
+        conn.execute(_INSERT_EARNING, fresh)
+    if refunded:
+        conn.execute(_EARNING_REFUNDED, refunded)

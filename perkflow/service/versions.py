@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
 from perkflow.engine import Program, compile
 from perkflow.rules import Scheme, canonical_json, content_hash, diff, loads, render, to_yaml
@@ -22,6 +22,15 @@ from .audit import record
 from .problems import FieldError, Problem, conflict, forbidden, invalid, not_found
 
 _INT32, _INT64 = 2**31 - 1, 2**63 - 1  # the ranges of the number and id columns
+# The version in force is looked up for every event: its statements are built once.
+_PUBLISHED = select(t.scheme_versions.c.id, t.scheme_versions.c.hash).where(t.scheme_versions.c.status == "published")
+_IN_FORCE = (
+    _PUBLISHED.where(t.scheme_versions.c.effective_at <= bindparam("at"))
+    .order_by(t.scheme_versions.c.effective_at.desc(), t.scheme_versions.c.number.desc())
+    .limit(1)
+)
+_FIRST_PUBLISHED = _PUBLISHED.order_by(t.scheme_versions.c.number).limit(1)
+_CONTENT = select(t.scheme_versions.c.content).where(t.scheme_versions.c.id == bindparam("version_id"))
 
 
 @dataclass(frozen=True)
@@ -82,14 +91,9 @@ class Versions:
     def in_force(self, conn: Connection, at: datetime) -> Program | Problem:
         """The published version whose effective time is the latest at or before `at`. The first
         version is in force from the beginning: history older than it is imported under it."""
-        published = select(t.scheme_versions.c.id, t.scheme_versions.c.hash).where(t.scheme_versions.c.status == "published")
-        row = conn.execute(
-            published.where(t.scheme_versions.c.effective_at <= at)
-            .order_by(t.scheme_versions.c.effective_at.desc(), t.scheme_versions.c.number.desc())
-            .limit(1)
-        ).first()
+        row = conn.execute(_IN_FORCE, {"at": at}).first()
         if row is None:
-            row = conn.execute(published.order_by(t.scheme_versions.c.number).limit(1)).first()
+            row = conn.execute(_FIRST_PUBLISHED).first()
         if row is None:
             return Problem(
                 422, "no_scheme_in_force", "No scheme in force",
@@ -97,7 +101,7 @@ class Versions:
             )
         if row.hash in self._programs:
             return self._programs[row.hash]  # a published version never changes: its content is read once
-        content = conn.execute(select(t.scheme_versions.c.content).where(t.scheme_versions.c.id == row.id)).scalar_one()
+        content = conn.execute(_CONTENT, {"version_id": row.id}).scalar_one()
         return self.program(row.hash, content)
 
     def active(self) -> Program | None:
