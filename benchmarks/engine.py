@@ -1183,23 +1183,24 @@ def bench_load(n_rules: int, repeats: int) -> dict[str, Any]:
     """Each load starts cold: the cache of compiled expressions is emptied first."""
     text = scale_yaml(n_rules)
     load_program(scale_yaml(10), "warm.yaml")
-    times = []
+    times, walls = [], []
     for _ in range(repeats):
         forget_compiled()
         gc.collect()
-        t0 = time.perf_counter()
+        cpu0, t0 = time.process_time(), time.perf_counter()
         program = load_program(text, f"chain-{n_rules}.yaml")
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - cpu0)
+        walls.append(time.perf_counter() - t0)
     del program
     parts = []
     for _ in range(repeats):
         forget_compiled()
         gc.collect()
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         loaded = rules.loads(text, "chain.yaml")
-        t1 = time.perf_counter()
+        t1 = time.process_time()
         engine.compile(loaded.scheme)  # type: ignore[arg-type]
-        parts.append((t1 - t0, time.perf_counter() - t1))
+        parts.append((t1 - t0, time.process_time() - t1))
     forget_compiled()
     gc.collect()
     tracemalloc.start()
@@ -1234,6 +1235,7 @@ def bench_load(n_rules: int, repeats: int) -> dict[str, Any]:
         "yaml_bytes": len(text.encode()),
         "load_s": statistics.median(times),
         "load_s_all": times,
+        "load_wall_s": statistics.median(walls),
         "loads_s": statistics.median(p[0] for p in parts),
         "compile_s": statistics.median(p[1] for p in parts),
         "repeats": repeats,
@@ -1327,6 +1329,13 @@ def render(results: dict[str, Any]) -> str:
     lines.append(
         f"    naive / hand-written{'':<20}{r:>7.2f}x  (the most any engine could reach against this peer)"
     )
+    naive_us, hand_us = sides["naive simpleeval"]["us_per_event"], sides["hand-written"]["us_per_event"]
+    lines += [
+        f"  The naive peer does the hand-written peer's state handling, so {(1 - 1 / r) * 100:.0f}% of its time is",
+        f"  simpleeval parsing and evaluating. 20x faster than it is {naive_us / TARGET_VS_NAIVE:.1f} µs/event: "
+        f"{hand_us / (naive_us / TARGET_VS_NAIVE):.1f}x faster",
+        "  than the hand-written function itself.",
+    ]
     lines += [
         "",
         "2. Examples: the engine on examples/<name>/events.jsonl",
@@ -1386,8 +1395,9 @@ def render(results: dict[str, Any]) -> str:
         f"  {load['expressions']:,} expressions, {load['distinct_expressions']:,} different texts. "
         "Each load starts cold",
         "  (the cache of compiled expressions emptied first).",
-        f"  rules.loads + engine.compile, median of {load['repeats']}: {load['load_s'] * 1000:,.0f} ms "
-        f"(timed apart: loads {load['loads_s'] * 1000:,.0f}, compile {load['compile_s'] * 1000:,.0f})"
+        f"  rules.loads + engine.compile, CPU time, median of {load['repeats']}: {load['load_s'] * 1000:,.0f} ms "
+        f"(timed apart: loads {load['loads_s'] * 1000:,.0f}, compile {load['compile_s'] * 1000:,.0f};",
+        f"  wall time {load['load_wall_s'] * 1000:,.0f} ms)"
         f"   target < {TARGET_LOAD_S * 1000:,.0f} ms  {verdict(load['load_s'] < TARGET_LOAD_S)}",
         f"  memory it adds: tracemalloc, kept {load['tracemalloc_retained_mib']:.1f} MiB "
         f"(peak {load['tracemalloc_peak_mib']:.1f} MiB while loading); "
