@@ -240,13 +240,15 @@ class _Held(tuple):  # type: ignore[type-arg]
     total: int
     pending: bool
 
-    def __new__(cls, lots: tuple[Lot, ...], total: int, pending: bool) -> _Held:
-        held = super().__new__(cls, lots)
-        held.total, held.pending = total, pending
-        return held
-
     def __reduce__(self) -> tuple[Any, ...]:
         return (tuple, (tuple(self),))
+
+
+def _hold(lots: tuple[Lot, ...], total: int, pending: bool) -> _Held:
+    # Not a __new__: a Python-level constructor would cost more than the sums it saves.
+    held = _Held(lots)
+    held.total, held.pending = total, pending
+    return held
 
 
 def _sums(lots: tuple[Lot, ...] | list[Lot]) -> tuple[int, bool]:
@@ -370,7 +372,7 @@ class _Work:
                 # A new lot usually sorts last (events come in time order): one copy of the
                 # state's lots with the new one at the end, which freeze() then keeps as it is.
                 total, pending = _sums(lots)
-                self.lots[balance] = _Held(tuple(lots) + (lot,), total + units, pending or available_at is not None)
+                self.lots[balance] = _hold(tuple(lots) + (lot,), total + units, pending or available_at is not None)
                 self.owned.add(balance)
             lots_changed = ((lot.id, units),)
             self.new_lots.append(lot.id)
