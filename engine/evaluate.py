@@ -54,7 +54,7 @@ from .state import UNTIL_EVENT, CounterState, Coupon, Earning, GoalState, Lot, M
 _FAR = datetime.max.replace(tzinfo=UTC)
 _ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-_AMOUNT, _AVAILABLE_AT = attrgetter("amount"), attrgetter("available_at")
+_AMOUNT, _AVAILABLE_AT, _KIND = attrgetter("amount"), attrgetter("available_at"), attrgetter("kind")
 _DAY, _VALUE = itemgetter(0), itemgetter(1)
 _NOTHING_COUNTED = CounterState()  # immutable: one instance serves every counter not yet moved
 _NO_PROGRESS = GoalState()
@@ -176,6 +176,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def _round(value: Any, rounding: str) -> int:
+    kind = type(value)
+    if kind is int:
+        return value  # type: ignore[no-any-return]
+    if kind is Decimal:
+        return int(value.to_integral_value(rounding=_ROUNDING[rounding]))
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -199,6 +204,19 @@ def lot_order(program: Program, balance: str) -> Callable[[Lot], tuple[Any, ...]
     return _soonest_expiry
 
 
+def _sorts_before(lot: Lot, last: Lot, consumption: str) -> bool:
+    """Whether `lot` goes before `last` in the balance's consumption order (`lot_order`). A new lot
+    usually expires later than, or was earned after, the last one held: that is decided from the
+    one field that differs, without building both sort keys."""
+    if consumption == "oldest_first":
+        if last.earned_at < lot.earned_at:
+            return False
+        return _oldest_first(last) > _oldest_first(lot)
+    if last.expires_at is not None and lot.expires_at is not None and last.expires_at < lot.expires_at:
+        return False
+    return _soonest_expiry(last) > _soonest_expiry(lot)
+
+
 # Every lot of a balance earned on one local day expires at the same instant: computed once.
 @lru_cache(maxsize=4096)
 def _rolling_expiry(day: date, after: str, tz: ZoneInfo) -> datetime:
@@ -213,6 +231,34 @@ def _period_expiry(day: date, period: str, periods_after: int, tz: ZoneInfo) -> 
 def _activates_at(at: datetime, duration: str | None, tz: ZoneInfo) -> datetime:
     """When a lot earned at `at` activates by itself; a lot pending only until an event never does."""
     return add_duration(at, duration, tz) if duration is not None else UNTIL_EVENT
+
+
+class _Held(tuple):  # type: ignore[type-arg]
+    """A balance's lots as `earn` leaves them, carrying the sum of their amounts and whether any
+    has an activation time, so that reading the balance does not walk every lot held: the running
+    total of the balance, kept in the state. It is the tuple of those lots (equal to it, hashed and
+    shown alike, and pickled as a plain tuple); the sums are fixed when it is made, from the lots
+    before (`_sums`) and the one lot added."""
+
+    total: int
+    pending: bool
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (tuple(self),))
+
+
+def _hold(lots: tuple[Lot, ...], total: int, pending: bool) -> _Held:
+    # Not a __new__: a Python-level constructor would cost more than the sums it saves.
+    held = _Held(lots)
+    held.total, held.pending = total, pending
+    return held
+
+
+def _sums(lots: tuple[Lot, ...] | list[Lot]) -> tuple[int, bool]:
+    """(the sum of the lots' amounts, whether any has an activation time)."""
+    if type(lots) is _Held:
+        return lots.total, lots.pending
+    return sum(map(_AMOUNT, lots)), any(map(_AVAILABLE_AT, lots))
 
 
 class _Skip(Exception):
@@ -287,9 +333,10 @@ class _Work:
     def available(self, balance: str) -> int:
         at = self.at
         lots = self.lots.get(balance, ())
-        # The whole sum, in C, unless some lot is still pending (datetimes are never false).
-        latest = max(filter(None, map(_AVAILABLE_AT, lots)), default=None)
-        if latest is None or latest <= at:
+        if type(lots) is _Held and not lots.pending:
+            total = lots.total
+        # The whole sum, in C, unless some lot has an activation time (datetimes are never false).
+        elif not any(map(_AVAILABLE_AT, lots)):
             total = sum(map(_AMOUNT, lots))
         else:
             total = 0
@@ -313,21 +360,25 @@ class _Work:
         if repaid and debts is not None:
             debts[balance] -= repaid
         units = amount - repaid
-        expires_at = self._expiry(config.expiry.kind, balance)
-        available_at = _activates_at(self.at, config.pending.duration, program.tz) if config.pending else None
+        at = self.at
+        expiry_kind = config.expiry.kind
+        expires_at = None if expiry_kind == "never" else self._expiry(expiry_kind, balance)
+        available_at = _activates_at(at, config.pending.duration, program.tz) if config.pending else None
         lots_changed: tuple[tuple[str, int], ...] = ()
         if units > 0:
-            lot = Lot(self.next_id(), balance, units, self.at, expires_at, part, available_at, self.event.id, rule)
+            self.seq += 1
+            event_id = self.event.id
+            lot = Lot(f"{event_id}#{self.seq}", balance, units, at, expires_at, part, available_at, event_id, rule)
             lots = self.lots.get(balance, ())
-            key = lot_order(program, balance)
-            if lots and key(lots[-1]) > key(lot):
-                bisect.insort(self._own(balance), lot, key=key)
+            if lots and _sorts_before(lot, lots[-1], config.consumption):
+                bisect.insort(self._own(balance), lot, key=lot_order(program, balance))
             elif balance in self.owned and type(lots) is list:
                 lots.append(lot)
             else:
                 # A new lot usually sorts last (events come in time order): one copy of the
                 # state's lots with the new one at the end, which freeze() then keeps as it is.
-                self.lots[balance] = tuple(lots) + (lot,)
+                total, pending = _sums(lots)
+                self.lots[balance] = _hold(tuple(lots) + (lot,), total + units, pending or available_at is not None)
                 self.owned.add(balance)
             lots_changed = ((lot.id, units),)
             self.new_lots.append(lot.id)
@@ -504,7 +555,7 @@ class _Work:
     def holding(self, balance: str) -> int:
         """The balance, pending units included, less its debt."""
         debts = self.debts if self.debts is not None else self.state.debts
-        return sum(map(_AMOUNT, self.lots.get(balance, ()))) - debts.get(balance, 0)
+        return _sums(self.lots.get(balance, ()))[0] - debts.get(balance, 0)
 
     def cap_key(self, rule: str, per: str) -> tuple[str, str]:
         return f"{rule}|{per}", period_key(self.day, per)
@@ -551,30 +602,36 @@ class _Work:
 
     def freeze(self) -> MemberState:
         s = self.state
-        lots = {b: tuple(v) for b, v in self.lots.items() if v} if self.owned else s.lots
+        # tuple() would copy a _Held into a plain tuple, forgetting its sums: tuples stay as they are
+        lots = {b: v if isinstance(v, tuple) else tuple(v) for b, v in self.lots.items() if v} if self.owned else s.lots
+        at = self.at
+        last_event_at, last_purchase_at = s.last_event_at, s.last_purchase_at
+        if last_event_at is None or last_event_at < at:
+            last_event_at = at
+        if self.event.type == "purchase" and (last_purchase_at is None or last_purchase_at < at):
+            last_purchase_at = at
+        # Positional, in MemberState's field order: this runs once per event.
         return MemberState(
-            member_id=s.member_id,
-            joined_at=s.joined_at,
-            tier=self.tier,
-            tier_since=self.tier_since,
-            tier_review_at=self.tier_review_at,
-            grace_until=self.grace_until,
-            tier_override=self.tier_override,
-            tags=frozenset(self.tags) if self.tags is not None else s.tags,
-            home_store=s.home_store,
-            birthday=s.birthday,
-            lots=lots,
-            debts={k: v for k, v in self.debts.items() if v} if self.debts is not None else s.debts,
-            counters=self.counters,
-            coupons=tuple(self.coupons) if self.coupons is not None else s.coupons,
-            caps=self.caps if self.caps is not None else s.caps,
-            earnings=self.earnings if self.earnings is not None else s.earnings,
-            rewards=self.rewards if self.rewards is not None else s.rewards,
-            last_event_at=max(s.last_event_at, self.at) if s.last_event_at else self.at,
-            last_purchase_at=(
-                max(s.last_purchase_at, self.at) if s.last_purchase_at else self.at
-            ) if self.event.type == "purchase" else s.last_purchase_at,
-            goals=self.goals if self.goals is not None else s.goals,
+            s.member_id,
+            s.joined_at,
+            self.tier,
+            self.tier_since,
+            self.tier_review_at,
+            self.grace_until,
+            self.tier_override,
+            frozenset(self.tags) if self.tags is not None else s.tags,
+            s.home_store,
+            s.birthday,
+            lots,
+            {k: v for k, v in self.debts.items() if v} if self.debts is not None else s.debts,
+            self.counters,
+            tuple(self.coupons) if self.coupons is not None else s.coupons,
+            self.caps if self.caps is not None else s.caps,
+            self.earnings if self.earnings is not None else s.earnings,
+            self.rewards if self.rewards is not None else s.rewards,
+            last_event_at,
+            last_purchase_at,
+            self.goals if self.goals is not None else s.goals,
         )
 
 
@@ -643,11 +700,16 @@ def _member_names(program: Program, work: _Work, with_balances: bool) -> dict[st
 
 def _read(data: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     out = {}
-    for name in names:
-        space, _, attr = name.partition(".")
+    for name, space, attr in _split_names(names):
         value = data.get(space)
         out[name] = value.get(attr) if attr and isinstance(value, dict) else value
     return out
+
+
+@lru_cache(maxsize=4096)
+def _split_names(names: tuple[str, ...]) -> tuple[tuple[str, str, str], ...]:
+    """(name, namespace, attribute) of each dotted name an expression reads."""
+    return tuple((name, *name.partition(".")[::2]) for name in names)
 
 
 def evaluate(
@@ -1654,7 +1716,7 @@ def due_events(program: Program, state: MemberState, until: datetime) -> list[Ev
     done_until = state.last_event_at or state.joined_at  # instants after this are not yet produced
     if done_until < until:
         tz = program.tz
-        reminding = sorted(b for b, c in program.balances.items() if c.remind_before is not None)
+        reminding = program.reminding
         for balance in reminding:
             config = program.balances[balance]
             expiring: dict[datetime, int] = {}
@@ -1702,7 +1764,7 @@ def next_due(program: Program, state: MemberState, until: datetime) -> list[Even
 
 
 def _finish_notifications(program: Program, work: _Work) -> None:
-    if not work.effects or not any(e.kind == "notify" for e in work.effects):
+    if "notify" not in map(_KIND, work.effects):  # one pass in C: most events notify nobody
         return
     earned: dict[str, int] = {}
     for e in work.effects:

@@ -120,6 +120,7 @@ class Program:
         self.functions: Functions = functions_for(scheme.timezone)
         self.event_types: dict[str, EventType] = event_types(scheme)
         self.balances: dict[str, Balance] = dict(scheme.balances)
+        self.reminding: tuple[str, ...] = tuple(sorted(name for name, b in scheme.balances.items() if b.remind_before is not None))
         self.late_event_limit = duration_delta(scheme.late_event_limit)
         # Balances whose awards may be cut (an earning cap or a maximum), looked up on each award.
         self.limited: dict[str, Limits] = {
