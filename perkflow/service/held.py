@@ -79,12 +79,12 @@ def check_spending(conn: Connection, member_pk: int, decision: Decision, at: dat
         return None
     others = reserved(active_holds(conn, member_pk, now, but=captured))
     for balance in sorted(spent):
-        left = decision.state.available(balance, at)
-        if others.get(balance, 0) > left:
+        held, left = others.get(balance, 0), decision.state.available(balance, at)
+        if held and held > left:  # without holds a debt the balance allows is no business of ours
             return conflict(
                 "balance_held",
-                f"{others[balance]} {balance} are held by other tills; this event would leave {left}",
-                balance=balance, held=others[balance],
+                f"{held} {balance} are held by other tills; this event would leave {left}",
+                balance=balance, held=held,
             )
     return None
 
