@@ -4,7 +4,7 @@ purchase paid, by part. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +13,7 @@ from perkflow.service.core import Service
 from perkflow.service.events import Applied
 from perkflow.service.problems import Problem
 from perkflow.storage import tables as t
+from perkflow.storage.reports import Filters, run
 
 from ..databases import Clock, publish
 from .harness import ledger_problems
@@ -113,6 +114,13 @@ def test_a_refund_of_a_captured_purchase_gives_back_points_and_stored_value_by_p
     assert isinstance(rest, Applied)
     assert rest.body["balances"] == {"points": 3000, "wallet": 72_000}
     assert ledger_problems(service.engine) == []
+    # the flows report counts what came back off what was redeemed
+    program = service.versions.active()
+    assert program is not None
+    with service.engine.connect() as conn:
+        flows = run("flows", conn, program.scheme, clock(), Filters(start=date(2026, 11, 1), end=date(2026, 11, 30)))
+    redeemed = {r["balance"]: (r["redeemed"], r["clawed_back"]) for r in flows.table("by_period").rows}
+    assert redeemed == {"points": (0, 900), "wallet": (0, 0)}
 
 
 def test_two_holds_never_reserve_the_same_points(service: Service, clock: Clock):
