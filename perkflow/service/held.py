@@ -61,7 +61,8 @@ def check_capture(conn: Connection, program: Program, member_pk: int, event: Eve
     paid = {program.payers[a]: event.attributes[a] for a in ("points_paid", "stored_value_paid") if event.attributes.get(a) and a in program.payers}
     if paid != hold["amounts"]:
         attribute = next(
-            a for a in ("points_paid", "stored_value_paid") if a in program.payers and paid.get(program.payers[a], 0) != hold["amounts"].get(program.payers[a], 0)
+            (a for a in ("points_paid", "stored_value_paid") if a in program.payers and paid.get(program.payers[a], 0) != hold["amounts"].get(program.payers[a], 0)),
+            "points_paid",  # the hold names a balance that no longer pays orders
         )
         return invalid(
             f"the purchase pays {_amounts(paid)}, the hold reserves {_amounts(hold['amounts'])}",
