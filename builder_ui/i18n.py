@@ -209,6 +209,7 @@ FIELD_ZH: dict[str, str] = {
     "stock": "库存", "audience": "目标人群", "tags": "标签", "rollout": "灰度比例", "holdout": "对照组比例",
     "text": "文本", "require_approval": "需要审批", "award": "发放", "deduct": "扣减", "issue_coupon": "发券",
     "grant_reward": "发放奖励", "set_tier": "设置等级", "tag": "打标签", "untag": "移除标签", "notify": "通知",
+    "achievements": "成就", "measure": "统计方式", "target": "目标", "repeat": "重复", "badge": "徽章",
 }
 
 # The loader's error codes in operators' words; {message} is the loader's own English sentence.

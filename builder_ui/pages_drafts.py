@@ -32,6 +32,7 @@ TABS: list[tuple[str, list[str]]] = [
     ("coupons", ["coupons"]),
     ("rewards", ["rewards"]),
     ("campaigns", ["campaigns"]),
+    ("achievements", ["achievements"]),
     ("templates", ["templates"]),
 ]
 AUTOSAVE_SECONDS = 0.8

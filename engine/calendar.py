@@ -109,7 +109,8 @@ def period_end_exclusive(day: date, period: str, periods_after: int = 0) -> date
 
 
 def period_key(day: date, period: str) -> str:
-    """A label of the period containing `day`: 2026-11-23, 2026-W48, 2026-11, or '' for lifetime."""
+    """A label of the period containing `day`: 2026-11-23, 2026-W48, 2026-11, 2026-Q4, 2026, or ''
+    for lifetime."""
     if period == "lifetime":
         return ""
     if period == "day":
@@ -119,6 +120,10 @@ def period_key(day: date, period: str) -> str:
         return f"{year}-W{week:02d}"
     if period == "month":
         return f"{day.year}-{day.month:02d}"
+    if period == "quarter":
+        return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+    if period == "year":
+        return str(day.year)
     raise ValueError(period)
 
 

@@ -48,8 +48,8 @@ from .calendar import (
 from .coupons import validate_coupons
 from .events import Event
 from .payments import joint_refusal, refusal, split, worth
-from .program import CompiledAction, CompiledCounter, CompiledRule, Program
-from .state import UNTIL_EVENT, CounterState, Coupon, Earning, Lot, MemberState
+from .program import CompiledAction, CompiledCounter, CompiledGoal, CompiledRule, Program
+from .state import UNTIL_EVENT, CounterState, Coupon, Earning, GoalState, Lot, MemberState
 
 _FAR = datetime.max.replace(tzinfo=UTC)
 _ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
@@ -57,6 +57,7 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _AMOUNT, _AVAILABLE_AT = attrgetter("amount"), attrgetter("available_at")
 _DAY, _VALUE = itemgetter(0), itemgetter(1)
 _NOTHING_COUNTED = CounterState()  # immutable: one instance serves every counter not yet moved
+_NO_PROGRESS = GoalState()
 
 
 @quick_init
@@ -244,6 +245,7 @@ class _Work:
     tags: set[str] | None = None
     rewards: dict[str, int] | None = None
     earnings: dict[str, Earning] | None = None
+    goals: dict[str, GoalState] | None = None
     tier: str | None = None
     tier_since: datetime | None = None
     tier_review_at: datetime | None = None
@@ -534,6 +536,7 @@ class _Work:
             last_purchase_at=(
                 max(s.last_purchase_at, self.at) if s.last_purchase_at else self.at
             ) if self.event.type == "purchase" else s.last_purchase_at,
+            goals=self.goals if self.goals is not None else s.goals,
         )
 
 
@@ -726,6 +729,10 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
     # 4. rules
     _run_rules(program, work, event, data)
 
+    # 4b. achievements the event moves
+    if event.type in program.goals:
+        _move_goals(program, work, program.goals[event.type], data)
+
     # 5. tier
     _reevaluate_tier(program, work, data)
 
@@ -779,6 +786,66 @@ def _run_rules(program: Program, work: _Work, event: Event, data: dict[str, Any]
             work.trace.append(RuleTrace(rule.id, "fired", "", read))
         if rule.rule.exclusive:
             stopped_by = rule.id
+
+
+def goal_progress(goal: CompiledGoal, state: GoalState, day: date) -> int:
+    """The progress that counts on a local day: a count or sum of another period, or a streak
+    broken before yesterday, is 0."""
+    if goal.achievement.measure == "streak":
+        return state.progress if state.last_day >= day.toordinal() - EPOCH_ORDINAL - 1 else 0
+    return state.progress if state.period == period_key(day, goal.achievement.period) else 0
+
+
+def _move_goals(program: Program, work: _Work, goals: tuple[CompiledGoal, ...], data: dict[str, Any]) -> None:
+    """Move each achievement the event counts for, and complete those that reach their target:
+    the badge (a tag), then the goal's actions, checked whole like a rule's. A completion stands
+    even when its actions cannot be applied (a spent budget): the trace says so, as for a tier's
+    on_reach. Expressions read what the rules read."""
+    data["campaign"] = _EMPTY
+    today = work.day.toordinal() - EPOCH_ORDINAL
+    for goal in goals:
+        name = f"achievement:{goal.id}"
+        achievement = goal.achievement
+        try:
+            if goal.when is not None and not goal.when.fn(data):
+                continue
+            value = _round(goal.of.fn(data), "floor") if goal.of is not None else 1
+        except EvalError as exc:
+            work.trace.append(RuleTrace(name, "skipped", "expression_error", detail=str(exc)))
+            continue
+        if work.goals is None:
+            work.goals = dict(work.state.goals)
+        old = work.goals.get(goal.id, _NO_PROGRESS)
+        key = period_key(work.day, achievement.period)
+        if achievement.measure == "streak":
+            if old.last_day == today:
+                continue  # a day counts once
+            moved = replace(old, progress=old.progress + 1 if old.last_day == today - 1 else 1, last_day=today)
+        else:
+            moved = replace(old, period=key, progress=(old.progress if old.period == key else 0) + value)
+        allowed = old.completions == 0 if achievement.repeat == "once" else old.completed_in != key
+        if moved.progress < achievement.target or not allowed:
+            work.goals[goal.id] = moved
+            continue
+        detail = f"{moved.progress} of {achievement.target}" + (f" this {achievement.period}" if key else "")
+        work.goals[goal.id] = replace(
+            moved,
+            # a streak starts again after each completion, so a repeat needs a new streak
+            progress=0 if achievement.measure == "streak" else moved.progress,
+            completions=old.completions + 1,
+            completed_in=key,
+            earned_at=old.earned_at or work.at,
+        )
+        work.effects.append(Effect("achieved", name, tag=achievement.badge, reason=key or None))
+        if achievement.badge is not None:
+            work.set_tag(achievement.badge, True, name)
+        try:
+            _run_actions(program, work, goal.actions, name, data)
+        except _Skip as skip:
+            work.trace.append(RuleTrace(name, "skipped", skip.reason, detail=f"completed ({detail}); its actions: {skip.detail}"))
+            continue
+        if work.tracing:
+            work.trace.append(RuleTrace(name, "fired", "", detail=detail))
 
 
 def _check_campaign(work: _Work, campaign: Any, data: dict[str, Any]) -> None:

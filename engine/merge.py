@@ -4,14 +4,16 @@ Pure. The survivor keeps its id, home store and birthday; it takes every lot, de
 earnings record of the absorbed member, so a later refund of the absorbed member's purchase takes
 back what that purchase earned. Counters add up day by day, rewards redeemed add up, tags join,
 frequency caps keep the higher use in the same period (a once-per-member rule never fires twice
-for one person), and the member keeps the higher of the two tiers.
+for one person), and the member keeps the higher of the two tiers. Achievements keep the further
+progress in the later period and the more completions, with the earlier badge date, so a goal
+completed once is never completed again by joining two accounts.
 """
 
 from __future__ import annotations
 
 from .evaluate import lot_order
 from .program import Program
-from .state import CounterState, MemberState
+from .state import CounterState, GoalState, MemberState
 
 
 def _counter(a: CounterState, b: CounterState) -> CounterState:
@@ -20,6 +22,15 @@ def _counter(a: CounterState, b: CounterState) -> CounterState:
         days[day] = days.get(day, 0) + value
     later = max(a, b, key=lambda c: (c.last_day, c.streak))
     return CounterState(a.total + b.total, tuple(sorted(days.items())), later.last_day, later.streak)
+
+
+def _goal(a: GoalState, b: GoalState) -> GoalState:
+    later = max(a, b, key=lambda g: (g.period, g.last_day, g.progress))  # period keys sort in time order
+    dates = [g.earned_at for g in (a, b) if g.earned_at is not None]
+    return GoalState(
+        later.period, later.progress, later.last_day, max(a.completions, b.completions),
+        max(a.completed_in, b.completed_in), min(dates) if dates else None,
+    )
 
 
 def merge_states(program: Program, survivor: MemberState, absorbed: MemberState) -> MemberState:
@@ -74,4 +85,8 @@ def merge_states(program: Program, survivor: MemberState, absorbed: MemberState)
         earnings={**absorbed.earnings, **survivor.earnings},
         rewards=rewards,
         last_event_at=max(last) if last else None,
+        goals={
+            g: _goal(survivor.goals.get(g, GoalState()), absorbed.goals.get(g, GoalState()))
+            for g in sorted(set(survivor.goals) | set(absorbed.goals))
+        },
     )

@@ -19,6 +19,7 @@ from perkflow.rules.check import compile_all
 from perkflow.rules.expr import Expr, Functions, functions_for
 from perkflow.rules.load import Loc
 from perkflow.rules.models import (
+    Achievement,
     Action,
     AddTag,
     Award,
@@ -94,6 +95,15 @@ class CompiledCounter:
     window: int  # days; 0 for lifetime
 
 
+@dataclass(frozen=True, slots=True)
+class CompiledGoal:
+    id: str
+    achievement: Achievement
+    when: Expr | None
+    of: Expr | None
+    actions: tuple[CompiledAction, ...]
+
+
 class Program:
     """Everything `evaluate` needs from a scheme, prepared once."""
 
@@ -164,6 +174,22 @@ class Program:
                 self.counters.setdefault(event_type, ())
                 self.counters[event_type] += (compiled,)
 
+        # event type -> the achievements it moves, in the order the scheme declares them
+        self.goals: dict[str, tuple[CompiledGoal, ...]] = {}
+        self.goal_by_id: dict[str, CompiledGoal] = {}
+        for goal_id, achievement in scheme.achievements.items():
+            loc = ("achievements", goal_id)
+            goal = CompiledGoal(
+                goal_id,
+                achievement,
+                exprs.get((*loc, "when")),
+                exprs.get((*loc, "of")),
+                tuple(_action(a, (*loc, "then", j), exprs, scheme) for j, a in enumerate(achievement.then)),
+            )
+            self.goal_by_id[goal_id] = goal
+            for event_type in achievement.on:
+                self.goals[event_type] = self.goals.get(event_type, ()) + (goal,)
+
         rules: list[tuple[CompiledRule, frozenset[str] | None]] = []
         order = 0
         compiled_campaigns: list[CompiledCampaign] = []
@@ -208,6 +234,7 @@ class Program:
         self.reads_balances: dict[str, bool] = {}
         for event_type in self.event_types:
             names = {n for r in self.candidates_all(event_type) for n in _names(r)}
+            names.update(n for g in self.goals.get(event_type, ()) for n in _goal_names(g))
             self.reads_balances[event_type] = any(n.startswith("member.") and n[7:] in self.balances for n in names) or bool(
                 self.metric_expr
             )
@@ -270,6 +297,11 @@ def _names(rule: CompiledRule) -> list[str]:
         if action.amount is not None:
             names.extend(action.amount.names)
     return names
+
+
+def _goal_names(goal: CompiledGoal) -> list[str]:
+    names = [n for expr in (goal.when, goal.of) if expr is not None for n in expr.names]
+    return names + [n for action in goal.actions if action.amount is not None for n in action.amount.names]
 
 
 def _action(action: Action, loc: Loc, exprs: Mapping[Loc, Expr], scheme: Scheme) -> CompiledAction:

@@ -3,7 +3,7 @@
 `progress(program, state, at)` is pure, like `evaluate`: the scheme and the member as they stand
 at `at` in, a list of `Need`s out. Each says what is measured (`unit`), what the member has, what
 is needed and what is lacking, and a sentence in English and Chinese ("120 more growth to Gold",
-"再获得 120 成长值即可升级为金卡"). Lots that are pending or already expired at `at` do not count,
+"再获得 120 成长值即可升级为金卡", "2 more check-in days for the Seven-day badge"). Lots that are pending or already expired at `at` do not count,
 because they cannot be spent or do not count for a tier any more.
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 from perkflow.rules.expr import EvalError
 from perkflow.rules.models import Text, text_in
 
-from .calendar import EPOCH_ORDINAL
-from .evaluate import _counter_value, _member_names, _round, _Work
+from .calendar import EPOCH_ORDINAL, period_key
+from .evaluate import _counter_value, _member_names, _round, _Work, goal_progress
 from .events import Event
 from .program import Program
-from .state import CounterState, MemberState
+from .state import CounterState, GoalState, MemberState
 
 LANGS = ("en", "zh-CN")
 _SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "HKD": "HK$", "TWD": "NT$", "SGD": "S$"}
@@ -30,15 +30,15 @@ _NO_MINOR_UNIT = frozenset({"JPY", "KRW", "VND"})
 
 @dataclass(frozen=True, slots=True)
 class Need:
-    kind: str  # tier, tier_keep, reward, coupon
-    id: str  # the tier, reward or coupon id
+    kind: str  # tier, tier_keep, reward, coupon, achievement
+    id: str  # the tier, reward, coupon or achievement id
     name: Mapping[str, str]  # per language
     unit: str  # the balance or counter measured; "money" for a coupon's minimum spend; "" for an expression
     have: int
     need: int
     met: bool
     text: Mapping[str, str]  # the sentence per language
-    reason: str = ""  # for what cannot be had whatever the member does: out_of_stock, limit_reached
+    reason: str = ""  # for what cannot be had whatever the member does: out_of_stock, limit_reached, completed
     until: datetime | None = None  # tier_keep: the review date; coupon: when it stops being valid
 
     @property
@@ -89,12 +89,13 @@ def progress(
     budgets: Mapping[str, int] | None = None,
 ) -> list[Need]:
     """Every tier above the member's, the current tier's review (保级), every reward of the
-    catalogue and every coupon the member can use at `at`. `order_amount` (minor units) prices the
+    catalogue, every coupon the member can use at `at` and every achievement. `order_amount` (minor units) prices the
     coupons' minimum spend against an order; `budgets` (units used, as for `evaluate`) tells a
     reward out of stock."""
     needs = _tiers(program, state, at)
     needs += _rewards(program, state, at, budgets or {})
     needs += _coupons(program, state, at, order_amount)
+    needs += _achievements(program, state, at)
     return needs
 
 
@@ -231,4 +232,40 @@ def _coupons(program: Program, state: MemberState, at: datetime, order_amount: i
             text = {"en": f"spend {lacking} more to use {names['en']}",
                     "zh-CN": f"再消费 {lacking} 即可使用{names['zh-CN']}"}
         needs.append(Need("coupon", coupon.id, names, "money", have, need, have >= need, text, until=coupon.valid_until))
+    return needs
+
+
+_GOAL_UNITS = {"count": ("event", "events"), "streak": ("day in a row", "days in a row")}
+_PERIOD_WORDS = {"month": ("this month", "本月"), "quarter": ("this quarter", "本季度"), "year": ("this year", "今年")}
+
+
+def _achievements(program: Program, state: MemberState, at: datetime) -> list[Need]:
+    """Each achievement: what still counts towards it at `at`, or that it is done (for a goal
+    that repeats per period: done for this period)."""
+    needs: list[Need] = []
+    day = at.astimezone(program.tz).date()
+    for goal_id, goal in program.goal_by_id.items():
+        achievement = goal.achievement
+        names = _names(achievement.name, goal_id)
+        goal_state = state.goals.get(goal_id, GoalState())
+        have, target = goal_progress(goal, goal_state, day), achievement.target
+        key = period_key(day, achievement.period)
+        done = goal_state.completions > 0 if achievement.repeat == "once" else goal_state.completed_in == key
+        when = _PERIOD_WORDS.get(achievement.period, ("", ""))
+        if done:
+            text = {"en": f"{names['en']} is done" + (f" {when[0]}" if achievement.repeat == "per_period" else ""),
+                    "zh-CN": (when[1] if achievement.repeat == "per_period" else "") + f"已完成{names['zh-CN']}"}
+            needs.append(Need("achievement", goal_id, names, achievement.measure, have, target, True, text, "completed"))
+            continue
+        lacking = target - have
+        if achievement.measure == "sum":
+            en, zh = f"{lacking:,} more", f"再累计 {lacking:,} "  # what `of` adds up is the scheme's to name
+        else:
+            singular, plural = _GOAL_UNITS[achievement.measure]
+            en = f"{lacking} more {singular if lacking == 1 else plural}"
+            zh = f"再连续 {lacking} 天" if achievement.measure == "streak" else f"再完成 {lacking} 次"
+        period = f" {when[0]}" if achievement.measure != "streak" and when[0] else ""
+        text = {"en": f"{en}{period} for {names['en']}",
+                "zh-CN": f"{when[1] if achievement.measure != 'streak' else ''}{zh}即可获得{names['zh-CN']}"}
+        needs.append(Need("achievement", goal_id, names, achievement.measure, have, target, False, text))
     return needs

@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from .calendar import EPOCH_ORDINAL
-from .evaluate import Decision, _counter_value, evaluate, next_due
+from .evaluate import Decision, _counter_value, evaluate, goal_progress, next_due
 from .events import Event, parse_event
 from .program import Program
-from .state import UNTIL_EVENT, CounterState, MemberState, new_member
+from .state import UNTIL_EVENT, CounterState, GoalState, MemberState, new_member
 
 
 @dataclass
@@ -214,7 +214,29 @@ def member_view(program: Program, state: MemberState, at: datetime | None) -> di
             for name in sorted(compiled)
         },
         "tags": sorted(state.tags),
+        **({"achievements": achievements_view(program, state, at)} if program.goal_by_id else {}),
     }
+
+
+def achievements_view(program: Program, state: MemberState, at: datetime | None) -> dict[str, Any]:
+    """Each achievement of the scheme: the progress that counts at `at`, the target, the times it
+    was completed and the date of its badge (the first completion)."""
+    day = at.astimezone(program.tz).date() if at else None
+    out: dict[str, Any] = {}
+    for goal_id, goal in program.goal_by_id.items():
+        goal_state = state.goals.get(goal_id, GoalState())
+        achievement = goal.achievement
+        out[goal_id] = {
+            "progress": goal_progress(goal, goal_state, day) if day else goal_state.progress,
+            "target": achievement.target,
+            "completions": goal_state.completions,
+        }
+        if goal_state.earned_at is not None:
+            # the badge's date: the first completion (a badge is a tag that remembers when)
+            out[goal_id]["first_completed_at"] = goal_state.earned_at.astimezone(program.tz).isoformat()
+            if achievement.badge is not None:
+                out[goal_id]["badge"] = achievement.badge
+    return out
 
 
 def replay(

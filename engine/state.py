@@ -78,6 +78,19 @@ class CounterState:
 
 @quick_init
 @dataclass(frozen=True, slots=True)
+class GoalState:
+    """A member's progress towards one achievement (scheme `achievements:`)."""
+
+    period: str = ""  # count and sum: the period key `progress` belongs to (2026-11, 2026-Q4, 2026, '' lifetime)
+    progress: int = 0  # count or sum in that period; streak: consecutive local days since the last completion
+    last_day: int = 0  # streak: the last local day ordinal counted
+    completions: int = 0  # times completed, in all
+    completed_in: str = ""  # the period key of the latest completion
+    earned_at: datetime | None = None  # the first completion: the date of the badge
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
 class MemberState:
     member_id: str
     joined_at: datetime
@@ -97,6 +110,7 @@ class MemberState:
     rewards: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # reward id -> times redeemed
     last_event_at: datetime | None = None
     last_purchase_at: datetime | None = None  # for inactivity: the latest purchase applied
+    goals: Mapping[str, GoalState] = field(default_factory=lambda: _EMPTY)  # achievement id -> progress
 
     def balance(self, name: str) -> int:
         """The balance: its lots, pending ones included, less its debt."""

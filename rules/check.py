@@ -114,6 +114,17 @@ def _expressions(scheme: Scheme) -> Iterator[tuple[Loc, str, dict[str, Type], Ty
                 yield ("counters", name, "when"), counter.when, env, Type.BOOL
             if counter.of is not None:
                 yield ("counters", name, "of"), counter.of, env, Type.NUMBER
+    for achievement_id, achievement in scheme.achievements.items():
+        # A goal moves after the event's counters and rules, so it reads what a rule reads.
+        for event_type in achievement.on:
+            if event_type not in known_types:
+                continue
+            env = {**base, **event_env(scheme, event_type)}
+            if achievement.when is not None:
+                yield ("achievements", achievement_id, "when"), achievement.when, env, Type.BOOL
+            if achievement.of is not None:
+                yield ("achievements", achievement_id, "of"), achievement.of, env, Type.NUMBER
+            yield from ((w, x, env, Type.NUMBER) for w, x in _action_amounts(achievement.then, ("achievements", achievement_id, "then")))
     if scheme.tiers is not None:
         metric_env = {k: v for k, v in base.items() if not k.startswith(("tier.", "member.tier"))}
         if scheme.tiers.metric.expr is not None:
@@ -280,6 +291,11 @@ def _check_references(scheme: Scheme, report: _Reporter) -> None:
         elif not balance.spendable:
             report.at(("rewards", reward_id, "cost", "balance"), "not_spendable", f"balance '{reward.cost.balance}' is not spendable")
         _check_actions(scheme, reward.grants, ("rewards", reward_id, "grants"), report)
+    for achievement_id, achievement in scheme.achievements.items():
+        for i, event_type in enumerate(achievement.on):
+            if event_type not in known_types:
+                report.at(("achievements", achievement_id, "on", i), "unknown_event_type", f"no event type '{event_type}'" + _suggest(event_type, list(known_types)))
+        _check_actions(scheme, achievement.then, ("achievements", achievement_id, "then"), report)
     for c, campaign in enumerate(scheme.campaigns):
         if campaign.budget is not None and campaign.budget.balance not in scheme.balances:
             report.at(("campaigns", c, "budget", "balance"), "unknown_balance", f"no balance '{campaign.budget.balance}'" + _suggest(campaign.budget.balance, list(scheme.balances)))

@@ -14,7 +14,7 @@ from .canonical import canonical_data
 from .models import Scheme
 
 # Sections whose items are matched by id rather than by position.
-_KEYED = ("balances", "counters", "event_types", "coupons", "rewards", "templates")
+_KEYED = ("balances", "counters", "event_types", "coupons", "rewards", "achievements", "templates")
 _LISTED = ("rules", "campaigns")
 
 

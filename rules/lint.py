@@ -70,6 +70,8 @@ def _awarded_balances(scheme: Scheme) -> set[str]:
         balances |= {a.award.balance for a in rule.then if isinstance(a, Award)}
     for reward in scheme.rewards.values():
         balances |= {a.award.balance for a in reward.grants if isinstance(a, Award)}
+    for achievement in scheme.achievements.values():
+        balances |= {a.award.balance for a in achievement.then if isinstance(a, Award)}
     if scheme.tiers:
         for level in scheme.tiers.levels:
             balances |= {a.award.balance for a in level.on_reach if isinstance(a, Award)}
@@ -88,7 +90,7 @@ def _unreachable_tiers(scheme: Scheme, rules: list[tuple[Loc, Rule, Campaign | N
             warn(
                 ("tiers", "levels", t),
                 "unreachable_tier",
-                f"nobody can reach tier '{level.id}': no rule awards '{metric.balance}', its metric",
+                f"nobody can reach tier '{level.id}': no rule, reward or achievement awards '{metric.balance}', its metric",
             )
 
 

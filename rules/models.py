@@ -521,6 +521,48 @@ class Rule(Model):
     enabled: bool = True
 
 
+# --- achievements ------------------------------------------------------------------------------
+
+
+class Achievement(Model):
+    """A declared goal (成就): a count, a sum or a streak of a member's events, measured over a
+    calendar period in the scheme's timezone; reaching the target completes it, which gives the
+    badge (a tag kept with the date it was first earned) and runs its actions like a rule's."""
+
+    name: Text
+    description: Text | None = None
+    on: list[Name] = Field(min_length=1, description="The event types that move the goal.")
+    measure: Literal["count", "sum", "streak"] = Field(
+        description="count: events; sum: the total of 'of' over the events; streak: consecutive local days with an event."
+    )
+    when: Expr | None = Field(None, description="Only events for which this is true count (a category, a minimum amount).")
+    of: Expr | None = Field(None, description="sum: what each event adds (event.amount).")
+    period: Literal["lifetime", "month", "quarter", "year"] = Field(
+        "lifetime",
+        description="count and sum: progress counts afresh each local month, quarter or year; streak: the period a repeat is counted in.",
+    )
+    target: int = Field(ge=1, description="The progress that completes the goal (7 days, 4 purchases, 50000 fen).")
+    repeat: Literal["once", "per_period"] = Field(
+        "once", description="once: completed at most once per member; per_period: at most once in each period."
+    )
+    badge: Name | None = Field(None, description="A tag the member gets on first completion, shown with the date it was earned.")
+    then: list[Action] = Field(default_factory=list, description="What completing the goal gives, each time it is completed.")
+
+    @model_validator(mode="after")
+    def _fields_match_measure(self) -> Achievement:
+        if self.measure == "sum" and self.of is None:
+            raise ValueError("a sum goal needs 'of' (for example event.amount)")
+        if self.measure != "sum" and self.of is not None:
+            raise ValueError("'of' only applies to a sum goal")
+        if self.repeat == "per_period" and self.period == "lifetime":
+            raise ValueError("repeat: per_period needs a 'period' (month, quarter or year)")
+        if self.measure == "streak" and self.repeat == "once" and self.period != "lifetime":
+            raise ValueError("a streak counts consecutive days: its 'period' only says how often repeat: per_period may complete it")
+        if self.badge is None and not self.then:
+            raise ValueError("give the goal a 'badge', actions in 'then', or both")
+        return self
+
+
 # --- coupons and rewards -----------------------------------------------------------------------
 
 
@@ -723,6 +765,9 @@ class Scheme(Model):
     coupons: dict[Id, CouponPolicy] = Field(default_factory=dict)
     rewards: dict[Id, RewardItem] = Field(default_factory=dict)
     campaigns: list[Campaign] = Field(default_factory=list)
+    achievements: dict[Id, Achievement] = Field(
+        default_factory=dict, description="成就: goals members complete for a badge and a reward (a 7-day check-in streak, 4 visits in a month)."
+    )
     templates: dict[Id, Template] = Field(default_factory=dict)
     inactivity: Inactivity | None = Field(
         None, description="Whether the runtime sends an inactivity event, once per spell without a purchase."

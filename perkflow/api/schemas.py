@@ -216,7 +216,7 @@ class ProblemOut(BaseModel):
 
 class EffectOut(Reply):
     kind: str = Field(
-        description="earn, spend, expire, clawback, adjust, coupon_issued, coupon_redeemed, reward_granted, tier_changed, tagged, untagged, notify"
+        description="earn, spend, expire, clawback, adjust, coupon_issued, coupon_redeemed, reward_granted, tier_changed, tagged, untagged, notify, achieved (an achievement completed: rule achievement:<id>, tag its badge, reason the period)"
     )
     rule: str | None = None
     balance: str | None = None
@@ -267,6 +267,16 @@ class StoredEventOut(BaseModel):
     recorded_at: str
 
 
+class AchievementOut(BaseModel):
+    """A member's progress towards one achievement, as of the server's time."""
+
+    progress: int = Field(description="What counts now: this period's count or sum, or the current streak (0 if broken)")
+    target: int
+    completions: int = Field(description="Times completed, in all")
+    first_completed_at: str | None = Field(None, description="The first completion, in the scheme's timezone: the date of the badge")
+    badge: str | None = Field(None, description="The badge (a tag) the completion gave, once completed")
+
+
 class MemberOut(Reply):
     """A member's state. Personal data (phone, email, name, birthday) is never returned."""
 
@@ -280,6 +290,9 @@ class MemberOut(Reply):
     coupons: list[dict[str, Any]] = Field(default_factory=list)
     counters: dict[str, int] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
+    achievements: dict[str, AchievementOut] | None = Field(
+        None, description="Each achievement of the scheme in force (absent when it declares none)"
+    )
     merged_into: str | None = None
 
 
@@ -319,15 +332,15 @@ class ErasedOut(BaseModel):
 class NeedOut(BaseModel):
     """What a member still lacks for one tier, reward or coupon."""
 
-    kind: str = Field(description="tier (an upgrade), tier_keep (保级 at the next review), reward, or coupon")
-    id: str = Field(description="The tier id, the reward id, or the coupon's id")
+    kind: str = Field(description="tier (an upgrade), tier_keep (保级 at the next review), reward, coupon, or achievement")
+    id: str = Field(description="The tier id, the reward id, the coupon's id, or the achievement id")
     name: dict[str, str] = Field(description="Its name per language (en, zh-CN)")
-    unit: str = Field(description="What is counted: a balance or a counter; money (minor units) for a coupon's minimum spend")
+    unit: str = Field(description="What is counted: a balance or a counter; money (minor units) for a coupon's minimum spend; count, sum or streak for an achievement")
     have: int = Field(description="What the member has now (for a coupon: the order_amount asked about, else 0)")
     need: int = Field(description="What is needed: the tier's threshold or retain value, the reward's cost, the coupon's minimum spend")
     lacking: int = Field(description="need - have, at least 0")
     met: bool
-    reason: str | None = Field(None, description="For a reward that cannot be had however much is earned: out_of_stock, limit_reached")
+    reason: str | None = Field(None, description="For a reward that cannot be had however much is earned: out_of_stock, limit_reached; for an achievement done (this period): completed")
     until: str | None = Field(None, description="tier_keep: the review date; coupon: when it stops being valid (excluded)")
     text: dict[str, str] = Field(description="The sentence per language: '120 more growth to Gold', '再获得 120 成长值即可升级为金卡'")
 
@@ -339,7 +352,7 @@ class ProgressOut(BaseModel):
     as_of: str = Field(description="The instant the figures are for, in the scheme's timezone")
     tier: str | None = None
     order_amount: int | None = Field(None, description="The order amount asked about, when given")
-    items: list[NeedOut] = Field(description="Tiers above the member's, the current tier's review, each reward, each usable coupon")
+    items: list[NeedOut] = Field(description="Tiers above the member's, the current tier's review, each reward, each usable coupon, each achievement")
 
 
 class HoldIn(Request):

@@ -23,7 +23,7 @@ from perkflow.storage import tables as t
 
 from .audit import record
 from .problems import FieldError, Problem, conflict, invalid, not_found
-from .state_store import _counters_to_json, load_state
+from .state_store import _counters_to_json, _goals_to_json, load_state
 from .versions import Versions
 
 
@@ -118,6 +118,7 @@ def _move(
                 counters=_counters_to_json(merged.counters.items()),
                 caps={k: list(v) for k, v in merged.caps.items()},
                 rewards=dict(merged.rewards),
+                goals=_goals_to_json(merged.goals.items()),
                 last_event_at=merged.last_event_at,
                 updated_at=now,
             )
@@ -138,7 +139,7 @@ def _move(
     conn.execute(
         update(t.members)
         .where(t.members.c.id == source)
-        .values(status="merged", merged_into=to, tags=[], counters={}, caps={}, rewards={}, updated_at=now)
+        .values(status="merged", merged_into=to, tags=[], counters={}, caps={}, rewards={}, goals=None, updated_at=now)
     )
     return moved
 

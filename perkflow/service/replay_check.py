@@ -1,5 +1,5 @@
 """`perkflow replay --verify`: re-evaluate every stored event through the version that decided it,
-and name each member whose balances, lots, tier or ledger differ from what the database holds.
+and name each member whose balances, lots, tier, achievements or ledger differ from what the database holds.
 
 The replay applies events as the live service did: in the order they were recorded, with the
 time-driven events due before each one (expiry, tier reviews) applied first, each under the version
@@ -23,9 +23,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from perkflow.engine import Decision, MemberState, Program, evaluate, next_due, parse_event
-from perkflow.engine.state import new_member
+from perkflow.engine.state import GoalState, new_member
 from perkflow.storage import tables as t
 
+from .state_store import _goals_from_json
 from .versions import Versions
 
 MERGE_KINDS = ("merge_in", "merge_out")
@@ -189,6 +190,14 @@ def _compare(conn: Connection, member: _Member, row: Any, system: dict[str, tupl
     state = member.state
     if state.tier != row["tier"]:
         out.append(f"tier: database {row['tier']}, replay {state.tier}")
+    held_goals = _goals_from_json(row["goals"] or {})
+    for goal_id in sorted(set(held_goals) | set(state.goals)):
+        if held_goals.get(goal_id, GoalState()) != state.goals.get(goal_id, GoalState()):
+            held, want = held_goals.get(goal_id, GoalState()), state.goals.get(goal_id, GoalState())
+            out.append(
+                f"achievement {goal_id}: database {held.completions} completions, progress {held.progress}; "
+                f"replay {want.completions} completions, progress {want.progress}"
+            )
     stored = {
         r.balance: (r.total, r.debt)
         for r in conn.execute(select(t.member_balances).where(t.member_balances.c.member_id == member.pk))

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, RowMapping, insert, select, update
 
 from perkflow.engine import Decision, Lot, MemberState, Program
 from perkflow.engine.evaluate import lot_order
-from perkflow.engine.state import CounterState, Coupon, Earning
+from perkflow.engine.state import CounterState, Coupon, Earning, GoalState
 from perkflow.storage import tables as t
 
 
@@ -42,6 +42,32 @@ def _counters_to_json(counters: Iterable[tuple[str, CounterState]]) -> dict[str,
         if c.streak:
             item["last_day"], item["streak"] = c.last_day, c.streak
         out[name] = item
+    return out
+
+
+def _goals_from_json(data: dict[str, Any]) -> dict[str, GoalState]:
+    return {
+        goal_id: GoalState(
+            period=g.get("period", ""),
+            progress=g.get("progress", 0),
+            last_day=g.get("last_day", 0),
+            completions=g.get("completions", 0),
+            completed_in=g.get("completed_in", ""),
+            earned_at=datetime.fromisoformat(g["earned_at"]) if g.get("earned_at") else None,
+        )
+        for goal_id, g in data.items()
+    }
+
+
+def _goals_to_json(goals: Iterable[tuple[str, GoalState]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for goal_id, g in goals:
+        item: dict[str, Any] = {"period": g.period, "progress": g.progress, "last_day": g.last_day, "completions": g.completions}
+        if g.completed_in:
+            item["completed_in"] = g.completed_in
+        if g.earned_at is not None:
+            item["earned_at"] = g.earned_at.isoformat()
+        out[goal_id] = item
     return out
 
 
@@ -107,6 +133,7 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
         rewards=dict(row["rewards"] or {}),
         last_event_at=row["last_event_at"],
         last_purchase_at=row["last_purchase_at"],
+        goals=_goals_from_json(row["goals"] or {}),
     )
 
 
@@ -181,6 +208,7 @@ def save_decision(
             rewards=dict(after.rewards),
             last_event_at=after.last_event_at,
             last_purchase_at=after.last_purchase_at,
+            **({"goals": _goals_to_json(after.goals.items())} if after.goals is not before.goals else {}),
             updated_at=now,
         )
     )

@@ -7,10 +7,12 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from perkflow.api.schemas import MemberOut, ProgressOut
 from perkflow.service.core import Service
 from perkflow.storage import tables as t
 
-from .conftest import Keys
+from ..databases import Clock, publish
+from .conftest import SCHEME, Keys
 from .helpers import bearer, dump, event, problem
 
 
@@ -235,3 +237,38 @@ def test_progress_says_what_the_member_still_needs_and_a_store_key_sees_only_its
         assert (five_off["lacking"], five_off["text"]["en"]) == (500, "spend ¥5 more to use 5 off")
         problem(client.get("/api/v1/members/m2/progress", headers=bearer(keys.store)), 404, "unknown_member")
         problem(client.get("/api/v1/members/m1/progress", params={"order_amount": "x"}, headers=bearer(keys.store)), 422, "wrong_type")
+
+
+def test_a_member_shows_each_achievement_with_its_progress_and_the_date_of_its_badge(app: Starlette, keys: Keys, service: Service, clock: Clock):
+    publish(
+        service,
+        SCHEME
+        + """
+achievements:
+  regular:
+    name: {en: Regular, zh-CN: 常客}
+    on: [purchase]
+    measure: count
+    period: month
+    target: 2
+    repeat: per_period
+    badge: regular
+    then: [{award: {balance: points, amount: "50"}}]
+""",
+    )  # in force from now (the clock): the events below come after it
+    clock.set("2026-11-22T12:00:00+00:00")
+    with TestClient(app) as client:
+        client.put("/api/v1/members/m1", json={}, headers=bearer(keys.all))
+        client.post("/api/v1/events", json=event("pos-1", occurred_at="2026-11-21T10:00:00+08:00"), headers=bearer(keys.all))
+        done = client.post("/api/v1/events", json=event("pos-2", occurred_at="2026-11-22T10:00:00+08:00"), headers=bearer(keys.all)).json()
+        assert [e["kind"] for e in done["effects"]] == ["earn", "achieved", "tagged", "earn"]
+        member = client.get("/api/v1/members/m1", headers=bearer(keys.reader)).json()
+        MemberOut.model_validate(member)
+        assert member["achievements"] == {
+            "regular": {"progress": 2, "target": 2, "completions": 1, "first_completed_at": "2026-11-22T10:00:00+08:00", "badge": "regular"}
+        }
+        assert "regular" in member["tags"] and member["balances"]["points"] == 35 + 35 + 50
+        items = client.get("/api/v1/members/m1/progress", headers=bearer(keys.reader)).json()
+        ProgressOut.model_validate(items)
+        [need] = [i for i in items["items"] if i["kind"] == "achievement"]
+        assert (need["met"], need["reason"], need["text"]["en"]) == (True, "completed", "Regular is done this month")

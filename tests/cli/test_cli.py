@@ -404,6 +404,14 @@ def test_simulate_json_reports_the_totals(tmp_path: Path) -> None:
     assert report["members"]["m1"]["balances"] == {"points": 300}
 
 
+@pytest.mark.parametrize("name", ["salon"])
+def test_simulate_replays_an_example_to_its_expected_state_achievements_included(name: str) -> None:
+    folder = REPO / "examples" / name
+    result = perkflow("simulate", folder / "scheme.yaml", folder / "events.jsonl", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads((folder / "expected.json").read_text(encoding="utf-8"))
+
+
 def test_simulate_prints_plain_tables_for_people(tmp_path: Path) -> None:
     result = perkflow("simulate", write(tmp_path, "tea.yaml", TEA), jsonl(tmp_path, EVENTS))
     assert result.exit_code == 0, result.output

@@ -5,7 +5,8 @@ be what its generate.py writes. expected.json is written by the engine (examples
 so it is only trusted because the tests below also recompute the key figures from events.jsonl in
 plain Python, from the terms each README publishes, without the engine, and compare them with the
 replay: growth and points per member, tiers, the campaign's holdout and rollout, wallet principal
-and bonus, year-end expiry, streak rewards, welcome coupons within budget, referral caps, debts, and
+and bonus, year-end expiry, streak rewards, achievements and their badges, welcome coupons within budget,
+referral caps, debts, and
 the refusals of a sold-out reward.
 """
 
@@ -331,6 +332,10 @@ class SalonMember:
         self.last_checkin: date | None = None
         self.streak = 0
         self.streak_fired: Counter[str] = Counter()  # per day and per month
+        self.paid_visits: Counter[str] = Counter()  # per month, for the regular of the month
+        self.regular_months: list[str] = []  # months in which the third paid visit earned 200 points
+        self.regular_since: datetime | None = None  # the first of them: the date of the badge
+        self.week_badge_at: datetime | None = None  # the first seven-day streak
 
     def expire(self, at: datetime) -> None:
         if at >= NEW_YEAR and self.points[2025]:
@@ -411,6 +416,17 @@ def salon_model() -> dict[str, Any]:
             m.points[at.year] += points
             m.earned[event["id"]] = (a["amount"], [("points", points, at.year)])
             m.paid[event["id"]] = [("points", points_paid), ("principal", principal), ("bonus", bonus)]
+            # Regular of the month: the third paid visit of a calendar month earns 200 points, once
+            # a month. They are part of what the visit earned: refunding it takes them back in
+            # proportion, while the completion and the badge stay.
+            if a["amount"] > 0:
+                month = f"{at:%Y-%m}"
+                m.paid_visits[month] += 1
+                if m.paid_visits[month] == 3:
+                    m.points[at.year] += 200
+                    m.earned[event["id"]][1].append(("points", 200, at.year))
+                    m.regular_months.append(month)
+                    m.regular_since = m.regular_since or at
         elif kind == "refund":
             original = a["original_event_id"]
             amount, awards = m.earned[original]
@@ -445,6 +461,8 @@ def salon_model() -> dict[str, Any]:
             if m.last_checkin != today:
                 m.streak = m.streak + 1 if m.last_checkin == today - timedelta(days=1) else 1
                 m.last_checkin = today
+                if m.streak == 7 and m.week_badge_at is None:
+                    m.week_badge_at = at  # the seven-day badge (and its coupon) comes once
             # The caps (once a day, twice a month) are checked before the streak condition.
             if m.streak_fired[today.isoformat()] >= 1 or m.streak_fired[f"{at:%Y-%m}"] >= 2:
                 rules["streak-7"]["skipped:cap_reached"] += 1
@@ -533,6 +551,40 @@ def test_a_daily_check_in_earns_five_points_once_a_day_and_a_seven_day_streak_10
     assert rule_counts("salon", "streak-7") == dict(sorted(model["rules"]["streak-7"].items()))
     hunter = model["members"]["ls-20003"]
     assert hunter.streak_fired["2026-01"] == 2  # four streaks of seven days in January, two rewarded
+
+
+def test_three_paid_visits_in_a_month_earn_200_points_once_a_month_and_the_regular_badge_keeps_its_first_date():
+    model = salon_model()
+    view = report("salon")["members"]
+    for member, m in model["members"].items():
+        regular = view[member]["achievements"]["regular-month"]
+        assert regular["completions"] == len(m.regular_months), member
+        assert regular.get("first_completed_at") == (m.regular_since.isoformat() if m.regular_since else None), member
+        assert ("regular" in view[member]["tags"]) == bool(m.regular_months), member
+    months = [len(m.regular_months) for m in model["members"].values()]
+    assert max(months) >= 2  # some clients are regulars in more than one month
+    assert rule_counts("salon", "achievement:regular-month") == {"fired": sum(months)}
+
+
+def test_the_seven_day_badge_comes_once_with_a_ten_percent_coupon_on_the_seventh_day_in_a_row():
+    model = salon_model()
+    view = report("salon")["members"]
+    badges = {member: m.week_badge_at for member, m in model["members"].items() if m.week_badge_at is not None}
+    assert len(badges) >= 3
+    for member, m in model["members"].items():
+        week = view[member]["achievements"]["checkin-week"]
+        assert week["completions"] == (1 if m.week_badge_at else 0), member
+        assert week.get("first_completed_at") == (m.week_badge_at.isoformat() if m.week_badge_at else None), member
+        assert ("seven_day_streak" in view[member]["tags"]) == (member in badges), member
+    coupons_from_checkins = sum(
+        1
+        for member in badges
+        for c in view[member]["coupons"]
+        if c["policy"] == "ten-percent" and c["id"].split("#")[0] in {e["id"] for e in events("salon") if e["type"] == "checkin"}
+    )
+    assert coupons_from_checkins == len(badges)
+    # ls-20003 kept checking in after her badge: her further streaks earned points, not another badge
+    assert model["members"]["ls-20003"].streak_fired["2026-01"] == 2
 
 
 # --- shop: Nova Shop ---------------------------------------------------------------------------------

@@ -53,6 +53,15 @@ def test_a_tier_whose_metric_nothing_awards_is_unreachable():
     assert warnings(text) == [("unreachable_tier", "tiers.levels[1]", 10)]
 
 
+def test_a_tier_whose_metric_only_an_achievement_awards_is_reachable():
+    text = BASE.replace("      - award: {balance: growth, amount: \"event.amount / 100\"}\n", "") + (
+        "achievements:\n  regular:\n    name: Regular\n    on: [purchase]\n    measure: count\n"
+        "    period: month\n    target: 3\n    repeat: per_period\n"
+        "    then: [{award: {balance: growth, amount: \"300\"}}]\n"
+    )
+    assert warnings(text) == []
+
+
 def test_a_multiplied_award_without_cap_or_budget_is_unbounded():
     text = BASE.replace('amount: "event.amount / 100"}\n      - award: {balance: growth', 'amount: "event.amount / 100 * 3"}\n      - award: {balance: growth')
     [(code, path, _)] = warnings(text)
@@ -108,6 +117,17 @@ def test_the_diff_names_what_was_added_removed_and_changed_with_old_and_new_valu
     }
     text = render(diff(old, new))
     assert '~ earn\n      then[0].award.amount: "event.amount / 100" -> "event.amount / 50"' in text
+
+
+def test_the_diff_names_each_achievement_added_or_changed():
+    salon = load("examples/salon/scheme.yaml").scheme
+    assert salon is not None and salon.achievements
+    fewer = salon.model_copy(update={"achievements": {"checkin-week": salon.achievements["checkin-week"]}})
+    goal = salon.achievements["checkin-week"].model_copy(update={"target": 10})
+    changed = salon.model_copy(update={"achievements": {**salon.achievements, "checkin-week": goal}})
+    assert [(c.kind, c.section, c.id) for c in diff(fewer, salon)] == [("added", "achievements", "regular-month")]
+    [change] = diff(salon, changed)
+    assert (change.section, change.id, [(f.path, f.old, f.new) for f in change.fields]) == ("achievements", "checkin-week", [("target", 7, 10)])
 
 
 @settings(max_examples=40, deadline=None)

@@ -5,7 +5,7 @@ cancels them or they expire) and `earnings.paid` (what a purchase paid with, by 
 so that a refund gives it back). Additions only; existing earnings paid with nothing (`[]`).
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-23 21:00:00.000000
 """
 
@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 from perkflow.storage.tables import UTCDateTime
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
