@@ -144,7 +144,7 @@ HINTS_ZH: dict[str, str] = {
     "Scheme.achievements": "成就：会员完成目标后获得徽章和奖励（如连续签到 7 天、一个月内消费 4 次）。",
     "Scheme.inactivity": "系统是否发送 inactivity（沉睡）事件；每段未消费期只发一次。",
     "Balance.limits": "获取上限、余额上限和最低使用量。",
-    "Balance.order_payment": "此余额账户能否抵扣订单的一部分：消费事件的 `points_paid` 按以下限制扣减它。最多一个余额账户可以抵扣。",
+    "Balance.order_payment": "此余额账户能否在以下限制内支付订单的一部分：消费事件的 `points_paid` 扣减积分账户，`stored_value_paid` 扣减储值账户。每种单位最多一个余额账户可以支付。",
     "CampaignBudget.liability": "负债上限：本活动最多发放的价值，即数量 × 余额账户的 `value`，单位为最小货币单位（分），每次发放向上取整。",
     "Codes.length": "前缀之后的随机字符数，取自 31 个不易混淆的字符（不含 0、O、1、I、L）。",
     "Codes.prefix": "每个生成的券码开头的字母和数字（如 SPRING）。",

@@ -48,6 +48,7 @@ from .calendar import (
 from .coupons import handed_out_code, validate_coupons
 from .events import Event
 from .opening import OpeningRefused, read_opening
+from .payments import joint_refusal, refusal, split, worth
 from .program import CompiledAction, CompiledCounter, CompiledGoal, CompiledRule, Program
 from .state import UNTIL_EVENT, CounterState, Coupon, Earning, GoalState, Lot, MemberState, TierOverride
 
@@ -426,36 +427,27 @@ class _Work:
 
     def spend_plan(self, balance: str, amount: int) -> list[tuple[str | None, int]]:
         """How a spend is split between the parts of a balance (principal / bonus)."""
-        config = self.program.balances[balance]
-        if config.parts is None or config.spending is None:
-            return [(None, amount)]
-        holdings = {p: sum(lot.amount for lot in self.lots.get(balance, ()) if lot.part == p and (lot.available_at is None or lot.available_at <= self.at)) for p in config.parts}
-        if config.spending.order is not None:
-            plan = []
-            need = amount
-            for p in config.spending.order:
-                n = min(need, holdings[p])
-                if n:
-                    plan.append((p, n))
-                need -= n
-            return plan + ([(config.spending.order[-1], need)] if need > 0 else [])
-        ratio = config.spending.ratio or {}
-        total = sum(ratio.values())
-        shares = {p: amount * ratio[p] // total for p in config.parts[1:]}
-        shares[config.parts[0]] = amount - sum(shares.values())
-        # A part that cannot cover its share leaves the rest to the others, in declared order.
-        short = 0
-        for p in config.parts:
-            if shares[p] > holdings[p]:
-                short += shares[p] - holdings[p]
-                shares[p] = holdings[p]
-        for p in config.parts:
-            extra = min(short, holdings[p] - shares[p])
-            shares[p] += extra
-            short -= extra
-        if short:
-            shares[config.parts[-1]] += short
-        return [(p, shares[p]) for p in config.parts if shares[p]]
+        at = self.at
+        lots = [lot for lot in self.lots.get(balance, ()) if lot.available_at is None or lot.available_at <= at]
+        return split(self.program.balances[balance], lots, amount)
+
+    def restore(self, balance: str, part: str | None, amount: int, of_event: str) -> None:
+        """Give back units a refunded purchase paid with: a new active lot of the part they were
+        paid from, expiring as a lot earned now would; a debt of the balance is repaid first."""
+        debts = self._debts() if (self.debts or self.state.debts).get(balance) else None
+        repaid = min(debts.get(balance, 0), amount) if debts is not None else 0
+        if repaid and debts is not None:
+            debts[balance] -= repaid
+        units = amount - repaid
+        expires_at = self._expiry(self.program.balances[balance].expiry.kind, balance)
+        lots: tuple[tuple[str, int], ...] = ()
+        if units > 0:
+            lot = Lot(self.next_id("r"), balance, units, self.at, expires_at, part, None, self.event.id, None)
+            bisect.insort(self._own(balance), lot, key=lot_order(self.program, balance))
+            lots = ((lot.id, units),)
+        self.effects.append(
+            Effect("restore", None, balance, part, amount, lots, repaid, expires_at if lots else None, of_event=of_event)
+        )
 
     def spend(self, balance: str, amount: int, rule: str | None, *, reward: str | None = None, kind: str = "spend") -> None:
         """Spend from a balance the caller has checked is sufficient (or may go negative)."""
@@ -786,9 +778,9 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         _adjust(program, work, event)
     elif event.type == "code_claim":
         _check_claim(program, work, event)
-    paid = event.attributes.get("points_paid") if event.type == "purchase" else None
-    if paid:
-        _check_payment(program, work, event, paid)
+    payments = _payments(program, event) if event.type == "purchase" else {}
+    if payments:
+        _check_payments(program, work, event, payments)
 
     # 2. counters include the event
     today = work.day.toordinal() - EPOCH_ORDINAL
@@ -820,9 +812,11 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
         _redeem_coupons(program, work, event)
     if event.type == "reward_redemption":
         _redeem_reward(program, work, event)
-    if paid:
-        assert program.payer is not None
-        work.spend(program.payer, paid, None)
+    paid: list[tuple[str, str | None, int]] = []
+    for balance, units in payments.items():
+        spent = len(work.effects)
+        work.spend(balance, units, None)
+        paid += [(balance, e.part, -e.amount) for e in work.effects[spent:]]
     if event.type == "code_claim":
         work.issue_coupon(event.attributes["policy"], 1, None, code=event.attributes["code"])
     if event.type in program.activated_by:
@@ -840,9 +834,10 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
     # 5. tier
     _reevaluate_tier(program, work, data)
 
-    if event.type in ("purchase", "topup") and (work.earned or event.attributes.get("amount")):
+    if event.type in ("purchase", "topup") and (work.earned or event.attributes.get("amount") or paid):
         earnings = dict(work.state.earnings)
-        earnings[event.id] = Earning(event.id, event.type, event.attributes.get("amount", 0), 0, tuple(work.earned), tuple(work.new_lots))
+        amount = event.attributes.get("amount", 0)
+        earnings[event.id] = Earning(event.id, event.type, amount, 0, tuple(work.earned), tuple(work.new_lots), tuple(paid))
         work.earnings = earnings
 
 
@@ -1326,8 +1321,13 @@ def _refund(program: Program, work: _Work, event: Event) -> None:
             work.effects.append(
                 Effect("clawback", None, balance, part, -amount_taken, tuple((i, -n) for i, n in taken), debt, of_event=original_id)
             )
+    for balance, part, units in original.paid if original.amount else ():
+        # What the purchase paid goes back to the part it came from, by the same cumulative floor.
+        back = units * refunded // original.amount - units * original.refunded // original.amount
+        if back > 0:
+            work.restore(balance, part, back, original_id)
     earnings = dict(work.state.earnings)
-    earnings[original_id] = Earning(original.event_id, original.event_type, original.amount, refunded, original.earned, original.lots)
+    earnings[original_id] = replace(original, refunded=refunded)
     work.earnings = earnings
 
 
@@ -1377,36 +1377,35 @@ def _adjust(program: Program, work: _Work, event: Event) -> None:
         work.spend(balance, -amount, None, kind="adjust")
 
 
-def _check_payment(program: Program, work: _Work, event: Event, units: int) -> None:
-    """Points paying part of a purchase: within the paying balance's limits, or the event is refused."""
-    pointer = "/attributes/points_paid"
-    balance = program.payer
-    if balance is None:
-        raise _Refuse("points_not_accepted", "no balance of this scheme pays orders (order_payment)", pointer)
-    if units < 0:
-        raise _Refuse("negative_amount", "points_paid cannot be negative", pointer)
-    config = program.balances[balance]
-    payment = config.order_payment
-    assert payment is not None
-    least = config.limits.min_redemption
-    if least is not None and units < least:
-        raise _Refuse("below_min_redemption", f"at least {least} {balance} are spent at once, not {units}", pointer)
-    if payment.max_units is not None and units > payment.max_units:
-        raise _Refuse("order_payment_limit", f"at most {payment.max_units} {balance} may pay one order, not {units}", pointer)
-    if payment.max_share is not None:
-        assert config.value is not None
-        worth = units * config.value
-        order = event.attributes.get("order_amount") or event.attributes["amount"] + worth
-        if worth > payment.max_share * order:
-            most = int((payment.max_share * order / config.value).to_integral_value(rounding=ROUND_FLOOR))
-            raise _Refuse(
-                "order_payment_limit",
-                f"{balance} may pay at most {format((payment.max_share * 100).normalize(), 'f')}% of an order of {order}: {most} {balance}, not {units}",
-                pointer,
-            )
-    have = work.available(balance)
-    if units > have:
-        raise _Refuse("insufficient_balance", f"{balance} is {have}; the order wants {units}", pointer)
+def _payments(program: Program, event: Event) -> dict[str, int]:
+    """What each paying balance pays of a purchase: points_paid and stored_value_paid, by balance."""
+    out: dict[str, int] = {}
+    for attribute in ("points_paid", "stored_value_paid"):
+        units = event.attributes.get(attribute)
+        if not units:
+            continue
+        balance = program.payers.get(attribute)
+        if balance is None:
+            kind = "points" if attribute == "points_paid" else "stored value"
+            raise _Refuse("points_not_accepted", f"no balance of this scheme takes {kind} for orders (order_payment)", f"/attributes/{attribute}")
+        out[balance] = units
+    return out
+
+
+def _check_payments(program: Program, work: _Work, event: Event, payments: Mapping[str, int]) -> None:
+    """Points and stored value paying part of a purchase: within each paying balance's limits and
+    what the member can spend, or the event is refused."""
+    points = program.payers.get("points_paid")
+    points_worth = worth(program.balances[points], payments.get(points, 0)) if points is not None else 0
+    order = event.attributes.get("order_amount") or event.attributes["amount"] + points_worth
+    attributes = {balance: attribute for attribute, balance in program.payers.items()}
+    for balance, units in payments.items():
+        refused = refusal(program.balances[balance], balance, units, order, work.available(balance))
+        if refused is not None:
+            raise _Refuse(refused.code, refused.message, f"/attributes/{attributes[balance]}")
+    joint = joint_refusal(program, payments, order)
+    if joint is not None:
+        raise _Refuse(joint.code, joint.message, "/attributes/stored_value_paid")
 
 
 def _check_claim(program: Program, work: _Work, event: Event) -> None:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from perkflow.rules.builtins import event_types
+from perkflow.rules.builtins import PAYING_ATTRIBUTES, event_types
 from perkflow.rules.canonical import content_hash
 from perkflow.rules.check import compile_all
 from perkflow.rules.expr import Expr, Functions, functions_for
@@ -146,7 +146,10 @@ class Program:
             name: b.value if b.value is not None else Decimal(1 if b.unit == "money" else 0) for name, b in scheme.balances.items()
         }
         self.group_policy: dict[str, str] = {gid: g.policy for gid, g in scheme.groups.items()}
-        self.payer: str | None = next((name for name, b in scheme.balances.items() if b.order_payment is not None), None)
+        # purchase attribute -> the balance it pays from: points_paid (unit count), stored_value_paid (unit money)
+        self.payers: dict[str, str] = {
+            PAYING_ATTRIBUTES[b.unit]: name for name, b in scheme.balances.items() if b.order_payment is not None
+        }
         self.levels: tuple[TierLevel, ...] = tuple(scheme.tiers.levels) if scheme.tiers else ()
         self.rank: dict[str, int] = {level.id: i for i, level in enumerate(self.levels)}
         self.thresholds: tuple[int, ...] = tuple(level.threshold for level in self.levels)  # strictly rising

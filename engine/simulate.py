@@ -98,7 +98,10 @@ class Replay:
         for key, units in decision.budget_uses.items():
             self.budgets[key] = self.budgets.get(key, 0) + units
         for effect in decision.effects:
-            if effect.balance is not None:
+            if effect.kind == "restore":
+                # units a refunded purchase paid with, given back: redeemed is net of them
+                self.flows[effect.balance or ""]["redeemed"] -= effect.amount
+            elif effect.balance is not None:
                 flow = {
                     "earn": "issued", "spend": "redeemed", "expire": "expired", "clawback": "clawed_back", "adjust": "adjusted",
                     "activate": "activated", "opening": "opened",

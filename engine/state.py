@@ -70,7 +70,8 @@ class TierOverride:
 @quick_init
 @dataclass(frozen=True, slots=True)
 class Earning:
-    """What one purchase or top-up earned, kept so that a refund can take it back."""
+    """What one purchase or top-up earned and paid with, kept so that a refund can take the one
+    back and give the other back."""
 
     event_id: str
     event_type: str
@@ -78,6 +79,7 @@ class Earning:
     refunded: int  # money refunded so far
     earned: tuple[tuple[str, str | None, int], ...]  # (balance, part, units) awarded by its rules
     lots: tuple[str, ...]  # ids of the lots it created
+    paid: tuple[tuple[str, str | None, int], ...] = ()  # (balance, part, units) it paid with: points, stored value
 
 
 @quick_init

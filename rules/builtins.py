@@ -9,6 +9,9 @@ ENVELOPE_FIELDS = ("id", "type", "member_id", "occurred_at", "store", "channel",
 
 _ITEMS = Attribute(type="items", required=False, description="Line items: sku, category, quantity, amount.")
 
+PAYING_ATTRIBUTES = {"count": "points_paid", "money": "stored_value_paid"}
+"""The purchase attribute naming what the paying balance (`order_payment`) of each unit paid."""
+
 BUILTIN_EVENT_TYPES: dict[str, EventType] = {
     "signup": EventType(description="A member joins."),
     "purchase": EventType(
@@ -25,7 +28,17 @@ BUILTIN_EVENT_TYPES: dict[str, EventType] = {
             "points_paid": Attribute(
                 type="int",
                 required=False,
-                description="Units of the balance that pays orders (its `order_payment`) spent on this order, within its limits.",
+                description="Units of the points balance that pays orders (its `order_payment`) spent on this order, within its limits; not part of `amount`.",
+            ),
+            "stored_value_paid": Attribute(
+                type="money",
+                required=False,
+                description="Minor units of the stored-value balance that pays orders (its `order_payment`) spent on this order; part of `amount`.",
+            ),
+            "hold": Attribute(
+                type="str",
+                required=False,
+                description="The hold placed at the till (POST /api/v1/members/{id}/holds) that this purchase captures; the amounts paid must equal the hold's.",
             ),
         },
     ),

@@ -196,7 +196,8 @@ class EarnCap(Model):
 
 
 class OrderPayment(Model):
-    """Paying part of an order with a balance (积分抵现): a purchase's `points_paid` spends it."""
+    """Paying part of an order with a balance (积分抵现, 储值消费): a purchase's `points_paid` (a points
+    balance) or `stored_value_paid` (a money balance) spends it."""
 
     max_share: Dec | None = Field(
         None,
@@ -253,7 +254,7 @@ class Balance(Model):
     limits: Limits = Field(default_factory=Limits, description="Earning caps, a maximum balance and a minimum redemption.")
     order_payment: OrderPayment | None = Field(
         None,
-        description="Whether this balance pays part of an order: a purchase's `points_paid` spends it, within these limits. One balance at most.",
+        description="Whether this balance pays part of an order, within these limits: a purchase's `points_paid` spends a points balance, its `stored_value_paid` a money balance. One balance of each unit at most.",
     )
 
     @model_validator(mode="after")
@@ -842,9 +843,10 @@ class Scheme(Model):
                 raise ValueError(
                     f"balance '{name}' is pending until '{until}': declare that event type with an 'original_event_id' attribute (or use order_completed)"
                 )
-        paying = [name for name, balance in self.balances.items() if balance.order_payment is not None]
-        if len(paying) > 1:
-            raise ValueError(f"only one balance may pay orders ('order_payment'), not {', '.join(paying)}")
+        for unit in ("count", "money"):
+            paying = [name for name, balance in self.balances.items() if balance.order_payment is not None and balance.unit == unit]
+            if len(paying) > 1:
+                raise ValueError(f"only one balance of unit {unit} may pay orders ('order_payment'), not {', '.join(paying)}")
         for reward_id, reward in self.rewards.items():
             balance = self.balances.get(reward.cost.balance)
             least = balance.limits.min_redemption if balance is not None else None

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -216,6 +217,23 @@ earnings = Table(
     Column("earned", Json, nullable=False),  # [[balance, part, units], ...]
     Column("lots", Json, nullable=False),
     Index(None, "member_id"),  # 0008: lifetime value per cohort
+    Column("paid", Json, nullable=False, server_default=text("'[]'")),  # 0011: [[balance, part, units], ...] paid with
+)
+
+holds = Table(
+    "holds",  # 0011: points and stored value reserved at a till until a purchase captures them
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("order_amount", BigInteger, nullable=False),
+    Column("amounts", Json, nullable=False),  # {balance: units}
+    Column("status", String(16), nullable=False),  # active, captured, cancelled (expired is read off expires_at)
+    Column("store", String(64), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # excluded: the hold reserves nothing from this instant
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("captured_by", String(260), nullable=True),  # the purchase event
+    Index(None, "member_id", "status"),
 )
 
 coupons = Table(

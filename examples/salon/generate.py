@@ -51,6 +51,7 @@ STREAK_HUNTER = "ls-20003"  # checks in 7 days in a row, four times in January
 CHANGED_MIND = "ls-20005"  # gets her second top-up back in full the next day
 MOVING_AWAY = "ls-20008"  # from 10 February, her next visit is to get her unspent principal back
 SMALL_TOP_UPS = "ls-20012"  # tops up ¥500 three times in November: the third gets no bonus
+PAYS_WITH_POINTS = "ls-20041"  # joins in March, pays a bill with points and the wallet, and gets part of it back
 
 
 def spendable(state: Any, balance: str, at: datetime) -> int:
@@ -116,6 +117,35 @@ class Salon:
                 member["wallet"] = True
                 for day in (3, 14, 26):
                     self.stream.later(clock(date(2025, 11, day), 12.5), self.desk_topup, member, 50000)
+        self.plan_points_and_wallet()
+
+    def plan_points_and_wallet(self) -> None:
+        """One client, scripted: paying at the till with points and the wallet together, then a
+        refund of one of the two services, which gives back points, principal and bonus."""
+        member = {"id": PAYS_WITH_POINTS, "store": STORES[0]}
+        day = date(2026, 3, 2)
+        self.stream.later(clock(day, 11), self.scripted, member, "signup", {})
+        self.stream.later(clock(day, 11.1), self.scripted, member, "topup", {"amount": 100000})
+        hair = self.lines(["HAIR-COLOR"])
+        self.stream.later(clock(date(2026, 3, 3), 15), self.scripted, member, "purchase", {"amount": 58800, "items": hair, "stored_value_paid": 58800})
+        self.stream.later(clock(date(2026, 3, 10), 16), self.pay_with_points, member)
+
+    @staticmethod
+    def lines(skus: list[str]) -> list[dict[str, Any]]:
+        return [{"sku": sku, "category": SERVICES[sku][0], "quantity": 1, "amount": SERVICES[sku][1]} for sku in skus]
+
+    def scripted(self, at: datetime, member: dict[str, Any], kind: str, attributes: dict[str, Any]) -> None:
+        self.stream.emit(kind, member["id"], at, "pos", store=member["store"], **attributes)
+
+    def pay_with_points(self, at: datetime, member: dict[str, Any]) -> None:
+        """A facial and a manicure, ¥516: 600 points pay ¥6, the wallet ¥450, the rest is cash.
+        `amount` is the money paid, the wallet's part included; two days later the manicure (¥128)
+        is refunded."""
+        items = self.lines(["FACIAL-HYDRA", "MANICURE"])
+        attributes = {"amount": 51000, "items": items, "points_paid": 600, "stored_value_paid": 45000}
+        event = self.stream.emit("purchase", member["id"], at, "pos", store=member["store"], **attributes)
+        manicure = SERVICES["MANICURE"][1]
+        self.stream.later(at + timedelta(days=2), self.scripted, member, "refund", {"original_event_id": event["id"], "amount": manicure})
 
     def plan_checkins(self, member: dict[str, Any], joined_day: date) -> None:
         rnd = member["rnd"]
@@ -223,7 +253,7 @@ class Salon:
         if chosen is not None:
             attributes.update(order_amount=order, coupons=[chosen.id])
         if wallet_paid:
-            attributes["wallet_paid"] = wallet_paid
+            attributes["stored_value_paid"] = wallet_paid
         event = self.stream.emit("purchase", member["id"], at, "pos", store=member["store"], **attributes)
         if not wallet_paid and amount > 0 and rnd.random() < 0.04:
             # A service paid in cash is refunded: the client was unhappy with it.

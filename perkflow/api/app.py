@@ -23,6 +23,7 @@ from . import (
     routes_codes,
     routes_coupons,
     routes_events,
+    routes_holds,
     routes_members,
     routes_reports,
     routes_versions,
@@ -55,6 +56,7 @@ def create_api(svc: Service, settings: Settings) -> Starlette:
     api_routes = [
         *routes_events.routes,
         *routes_members.routes,
+        *routes_holds.routes,
         *routes_coupons.routes,
         *routes_codes.routes,
         *routes_versions.routes,

@@ -22,6 +22,7 @@ Money = Annotated[
     Field(ge=0, strict=True, description="An amount of money in minor units (fen, cents); never a float."),
 ]
 Ident = Annotated[str, Field(min_length=1, max_length=200)]
+MAX_INTEGER = 2**53 - 1  # what JSON carries exactly
 
 
 class Request(BaseModel):
@@ -369,6 +370,49 @@ class ProgressOut(BaseModel):
     tier: str | None = None
     order_amount: int | None = Field(None, description="The order amount asked about, when given")
     items: list[NeedOut] = Field(description="Tiers above the member's, the current tier's review, each reward, each usable coupon, each achievement")
+
+
+class HoldIn(Request):
+    """Reserve points and stored value for an order at the till; a purchase naming the hold captures it."""
+
+    order_amount: Money = Field(le=MAX_INTEGER, description="The bill before points and stored value pay, after coupons, in minor units.")
+    points_paid: int = Field(0, ge=0, le=MAX_INTEGER, strict=True, description="Units of the paying points balance to reserve.")
+    stored_value_paid: Money = Field(0, le=MAX_INTEGER, description="Minor units of the paying stored-value balance to reserve.")
+    ttl_seconds: int = Field(300, ge=1, le=1800, strict=True, description="How long the hold lasts (5 minutes unless given; at most 30).")
+    store: str = Field("", max_length=64, description="The store of the till, for the record.")
+
+
+class PaymentQuoteOut(BaseModel):
+    balance: str
+    attribute: str = Field(description="The purchase attribute that pays with it: points_paid or stored_value_paid")
+    available: int = Field(description="Spendable now, less what active holds reserve")
+    held: int = Field(description="Reserved by active holds")
+    most: int = Field(description="The most units that may pay this order (0 when fewer than the minimum redemption)")
+    worth: int = Field(description="What `most` is worth in minor units")
+    parts: dict[str, int] | None = Field(None, description="For stored value with parts: how `most` would be drawn now")
+
+
+class QuoteOut(BaseModel):
+    """How much of an order each paying balance may pay, as of the server's time."""
+
+    member_id: str
+    order_amount: int
+    at: str
+    version: str
+    balances: list[PaymentQuoteOut]
+
+
+class HoldOut(BaseModel):
+    id: str
+    member_id: str
+    status: Literal["active", "captured", "cancelled", "expired"]
+    order_amount: int
+    amounts: dict[str, int] = Field(description="Units reserved per balance")
+    pay: dict[str, int] = Field(description="What the capturing purchase carries: points_paid and stored_value_paid")
+    created_at: str
+    expires_at: str = Field(description="The hold reserves nothing from this instant on")
+    closed_at: str | None = None
+    captured_by: str | None = Field(None, description="The purchase event that captured it")
 
 
 class MemberRef(BaseModel):

@@ -17,6 +17,7 @@ from .coupons import CouponService, RewardService
 from .crypto import DataKeys, load_keys
 from .drafts import Drafts
 from .events import EventService
+from .holds import HoldService
 from .idempotency import IdempotencyKeys
 from .members import MemberService
 from .notifications import Notifier
@@ -44,6 +45,7 @@ class Service:
         self.drafts = Drafts(engine, self.versions, clock)
         self.coupons = CouponService(engine, self.versions, self.events, clock)
         self.codes = CodeService(engine, self.versions, self.events, clock)
+        self.holds = HoldService(engine, self.versions, clock)
         self.rewards = RewardService(self.events, clock)
         self.idempotency = IdempotencyKeys(engine, clock)
         self.scheduler = Scheduler(engine, self.versions, self.events, clock)

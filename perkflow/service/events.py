@@ -38,6 +38,7 @@ from perkflow.engine.exposure import campaign_groups, campaign_rules
 from perkflow.rules.builtins import SYSTEM_EVENT_TYPES
 from perkflow.storage import tables as t
 
+from . import held
 from .audit import record
 from .problems import FieldError, Problem, conflict, invalid, not_found
 from .state_store import load_state, save_campaign_groups, save_decision
@@ -242,6 +243,10 @@ class EventService:
                         code="unknown_member",
                     )
                 row = self._create_member(conn, event, program, now)
+            captured = event.attributes.get("hold") if event.type == "purchase" else None
+            if captured and (refused := held.check_capture(conn, program, row["id"], event, now)) is not None:
+                conn.rollback()
+                return refused
             state = load_state(conn, row, program, self._earning_ids(event))
             state, _ = self._apply_due(conn, program, row["id"], state, event.occurred_at, now)
             decision = self._decide(conn, program, state, event)
@@ -249,6 +254,9 @@ class EventService:
                 conn.rollback()
                 r = decision.rejection
                 return invalid(r.message, [FieldError(r.pointer, r.code, r.message)], code=r.code)
+            if (refused := held.check_spending(conn, row["id"], decision, event.occurred_at, now, captured or None)) is not None:
+                conn.rollback()
+                return refused
             if _too_large(decision):
                 conn.rollback()
                 message = "the event's effects are too large to store: an amount is beyond 64 bits"
@@ -262,6 +270,8 @@ class EventService:
                 conn.rollback()
                 return refused
             self._store(conn, program, row["id"], state, decision, event, raw, digest, body, now, source)
+            if captured:
+                held.mark_captured(conn, captured, event.id, now)
             if audit is not None:
                 record(conn, now, *audit)
             return Applied(201, body)

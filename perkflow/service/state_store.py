@@ -171,6 +171,7 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
             earnings[e["event_id"]] = Earning(
                 e["event_id"], e["event_type"], e["amount"], e["refunded"],
                 tuple((b, p, n) for b, p, n in e["earned"]), tuple(e["lots"]),
+                tuple((b, p, n) for b, p, n in e["paid"]),
             )
     birthday = (row["birthday_month"], row["birthday_day"]) if row["birthday_month"] else None
     return MemberState(
@@ -411,6 +412,7 @@ def _save_earnings(conn: Connection, member_pk: int, before: MemberState, after:
                 {
                     "event_id": event_id, "member_id": member_pk, "event_type": earning.event_type, "amount": earning.amount,
                     "refunded": earning.refunded, "earned": [list(x) for x in earning.earned], "lots": list(earning.lots),
+                    "paid": [list(x) for x in earning.paid],
                 }
             )
         elif previous != earning:

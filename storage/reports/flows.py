@@ -13,8 +13,12 @@ from .context import Context
 from .result import Cell, Report, Table, columns
 
 # ledger kind -> the column it adds to; spends, expiries and clawbacks are negative in the ledger
-# and reported as positive amounts; adjustments are reported as their net signed sum
-KINDS = (("earn", "issued", 1), ("spend", "redeemed", -1), ("expire", "expired", -1), ("clawback", "clawed_back", -1), ("adjust", "adjusted", 1))
+# and reported as positive amounts; adjustments are reported as their net signed sum; what a
+# refund gives back of a purchase's payment (restore, positive) is taken off redeemed
+KINDS = (
+    ("earn", "issued", 1), ("spend", "redeemed", -1), ("restore", "redeemed", -1), ("expire", "expired", -1),
+    ("clawback", "clawed_back", -1), ("adjust", "adjusted", 1),
+)
 
 AMOUNTS = columns(
     ("issued", "Issued", "发放"),
@@ -27,7 +31,13 @@ AMOUNTS = columns(
 
 def _sums() -> list[Any]:
     ledger = t.ledger.c
-    return [func.coalesce(func.sum(case((ledger.kind == kind, ledger.amount * sign), else_=0)), 0).label(name) for kind, name, sign in KINDS]
+    names = dict.fromkeys(name for _, name, _ in KINDS)
+    return [
+        func.coalesce(
+            func.sum(case(*((ledger.kind == kind, ledger.amount * sign) for kind, of, sign in KINDS if of == name), else_=0)), 0
+        ).label(name)
+        for name in names
+    ]
 
 
 def _filtered(ctx: Context, query: Select[Any]) -> Select[Any]:

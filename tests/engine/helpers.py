@@ -67,6 +67,9 @@ class Member:
     def balance(self, name: str) -> int:
         return self.state.balance(name)
 
+    def part(self, name: str, part: str) -> int:
+        return self.state.part_balance(name, part)
+
     def lots(self, name: str) -> list[int]:
         return [lot.amount for lot in self.state.lots.get(name, ())]
 

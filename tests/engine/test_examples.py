@@ -351,6 +351,7 @@ class SalonMember:
             str, tuple[int, list[tuple[str, int, int]]]
         ] = {}  # id -> (amount, [(what, units, year)])
         self.refunded: Counter[str] = Counter()
+        self.paid: dict[str, list[tuple[str, int]]] = {}  # purchase id -> [(points / principal / bonus, units)]
         self.bonus_months: Counter[str] = Counter()
         self.checkin_days: set[date] = set()
         self.last_checkin: date | None = None
@@ -423,7 +424,13 @@ def salon_model() -> dict[str, Any]:
                 totals[f"{part}_issued"] += units
             m.earned[event["id"]] = (a["amount"], awards)
         elif kind == "purchase":
-            paid = a.get("wallet_paid", 0)
+            # 100 points pay ¥1 of a bill, up to half of it; the wallet pays what it holds.
+            points_paid = a.get("points_paid", 0)
+            assert points_paid * 2 <= a["amount"] + points_paid and points_paid <= sum(m.points.values())
+            m.take_points(points_paid)
+            totals["points_spent"] += points_paid
+            paid = a.get("stored_value_paid", 0)
+            principal = bonus = 0
             if paid:
                 principal, bonus = wallet_draw(paid, m.principal, m.bonus)
                 m.principal -= principal
@@ -433,6 +440,7 @@ def salon_model() -> dict[str, Any]:
             points = a["amount"] // 100
             m.points[at.year] += points
             m.earned[event["id"]] = (a["amount"], [("points", points, at.year)])
+            m.paid[event["id"]] = [("points", points_paid), ("principal", principal), ("bonus", bonus)]
             # Regular of the month: the third paid visit of a calendar month earns 200 points, once
             # a month. They are part of what the visit earned: refunding it takes them back in
             # proportion, while the completion and the badge stay.
@@ -455,6 +463,17 @@ def salon_model() -> dict[str, Any]:
                     take = min(claw, getattr(m, what))
                     setattr(m, what, getattr(m, what) - take)
                     totals[f"{what}_clawed_back"] += take
+            # What the purchase paid with comes back in the same proportion, part to part; points
+            # come back as a lot of the refund's year.
+            for what, units in m.paid.get(original, []):
+                back = clawback(units, amount, m.refunded[original], a["amount"])
+                if what == "points":
+                    m.points[at.year] += back
+                    totals["points_spent"] -= back
+                else:
+                    setattr(m, what, getattr(m, what) + back)
+                    totals[f"{what}_spent"] -= back
+                totals[f"{what}_given_back"] += back
             m.refunded[original] += a["amount"]
         elif kind == "checkin":
             today = at.date()
@@ -483,6 +502,7 @@ def salon_model() -> dict[str, Any]:
             cost = SALON_REWARDS[a["reward"]]
             assert sum(m.points.values()) >= cost
             m.take_points(cost)
+            totals["points_spent"] += cost
     for m in members.values():
         m.expire(NEW_YEAR)  # the replay ends in March: every member's 2025 points have expired
     return {"members": members, "totals": totals, "rules": rules}
@@ -522,6 +542,21 @@ def test_refunding_a_top_up_takes_back_its_principal_and_bonus_in_proportion():
     assert model["totals"]["principal_clawed_back"] > 0 and model["totals"]["bonus_clawed_back"] > 0
     assert wallet_part("ls-20008", "principal") == 0
     assert 0 <= wallet_part("ls-20008", "bonus") < 10
+
+
+def test_a_bill_paid_with_points_and_the_wallet_gets_them_back_part_to_part_when_a_service_is_refunded():
+    # ls-20041 pays ¥516 with 600 points (¥6), ¥450 from the wallet and the rest in cash; the ¥128
+    # manicure is refunded: 128/510 of each part paid comes back, rounded down.
+    model = salon_model()
+    t = model["totals"]
+    assert (t["points_given_back"], t["principal_given_back"], t["bonus_given_back"]) == (
+        600 * 12800 // 51000, 37500 * 12800 // 51000, 7500 * 12800 // 51000,
+    ) == (150, 9411, 1882)
+    m = model["members"]["ls-20041"]
+    assert (wallet_part("ls-20041", "principal"), wallet_part("ls-20041", "bonus")) == (m.principal, m.bonus)
+    assert balance("salon", "ls-20041", "points") == sum(m.points.values())
+    points = report("salon")["totals"]["balances"]["points"]
+    assert points["redeemed"] == t["points_spent"]  # rewards and bills, less what refunds gave back
 
 
 def test_points_earned_in_2025_expire_on_new_years_day():

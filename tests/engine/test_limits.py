@@ -119,7 +119,7 @@ def test_a_scheme_without_a_paying_balance_refuses_points_on_an_order():
     [
         ("cost: {balance: points, amount: 100}", "reward 'mug' costs 50 points, below its minimum redemption of 100"),
         ("    value: 1\n", "'order_payment.max_share' needs the balance's 'value'"),
-        ("  growth:\n    spendable: false\n", "only one balance may pay orders"),
+        ("  growth:\n    spendable: false\n", "only one balance of unit count may pay orders"),
     ],
 )
 def test_limits_that_cannot_hold_are_load_errors(change: str, message: str):
