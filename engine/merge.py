@@ -74,4 +74,6 @@ def merge_states(program: Program, survivor: MemberState, absorbed: MemberState)
         earnings={**absorbed.earnings, **survivor.earnings},
         rewards=rewards,
         last_event_at=max(last) if last else None,
+        segment=survivor.segment,  # the survivor's stored segment until the next computation
+        segment_on=survivor.segment_on,
     )

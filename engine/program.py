@@ -65,6 +65,7 @@ class CompiledCampaign:
     names: Mapping[str, Any]  # campaign.* values for expressions
     audience_when: Expr | None
     audience_tags: frozenset[str] | None
+    audience_segments: frozenset[str] | None  # RFM segments (rules.models.Segment)
     # The member's u (SETTLED.md) scaled to 2**64: below holdout_cut is the holdout, from there up to
     # rollout_cut is the rollout. Integer cuts keep the comparison exact.
     holdout_cut: int
@@ -251,6 +252,7 @@ class Program:
             {"id": campaign.id, "start": int(start.timestamp()), "end": int(end.timestamp())},
             exprs.get(("campaigns", c, "audience", "when")),
             frozenset(audience.tags) if audience is not None and audience.tags else None,
+            frozenset(audience.segments) if audience is not None and audience.segments else None,
             int(campaign.holdout * _SCALE),
             int((campaign.holdout + campaign.rollout * (1 - campaign.holdout)) * _SCALE),
             campaign.budget.balance if campaign.budget else None,
