@@ -203,6 +203,8 @@ class Program:
             for instant, kind in ((cc.start, "campaign_start"), (cc.end, "campaign_end"))
             if kind in listened
         ))
+        # the service reads a member's stored segment only for a scheme whose audiences name one
+        self.uses_segments = any(cc.audience_segments is not None for cc in compiled_campaigns)
         self.reads_balances: dict[str, bool] = {}
         for event_type in self.event_types:
             names = {n for r in self.candidates_all(event_type) for n in _names(r)}

@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -326,6 +327,26 @@ scheduler_runs = Table(
     Column("members", Integer, nullable=False, default=0),  # candidates looked at
     Column("events", Integer, nullable=False, default=0),  # system events applied
     Index(None, "until"),
+)
+
+# 0012: each member's RFM segment as the scheduler last computed it (a campaign audience may name
+# segments). Rewritten whole, with its run, in one transaction: every row is of the latest run.
+member_segments = Table(
+    "member_segments",
+    metadata,
+    Column("member_id", BigInteger, ForeignKey("members.id"), primary_key=True),
+    Column("segment", String(32), nullable=False),  # rules.models.Segment
+    Column("computed_on", Date, nullable=False),  # the local day it was computed for (purchases before it)
+)
+
+segment_runs = Table(
+    "segment_runs",
+    metadata,
+    # 0012: one row per local day the segments were computed for; a member of no row of the latest
+    # run had no purchase in its period
+    Column("computed_on", Date, primary_key=True),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Column("members", Integer, nullable=False),  # members given a segment
 )
 
 webhook_subscriptions = Table(

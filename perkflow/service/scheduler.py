@@ -7,19 +7,24 @@ applies due events before a member's next event, in the member's transaction. Th
 are deterministic and stored once, so two schedulers at once, or one run twice, never double
 anything. The candidate query only narrows the search; `engine.due_events` decides. A run is recorded in `scheduler_runs` once every member
 is done, so a crashed run is simply covered again by the next.
+
+The first `tick` of each local day (the scheme in force's timezone) also recomputes every member's
+RFM segment for that day (`storage.reports.segments`), which campaign audiences read; later ticks
+of the same day leave them be, so ticking twice changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine, and_, func, insert, or_, select
 
 from perkflow.engine import Program
 from perkflow.engine.calendar import birthday_on, duration_delta
 from perkflow.storage import tables as t
+from perkflow.storage.reports.segments import latest_run, recompute_segments
 
 from .events import FUTURE_LIMIT, EventService
 from .problems import Problem
@@ -35,6 +40,8 @@ class TickResult:
     since: datetime | None  # the previous run's `until`
     members: int  # candidates looked at
     events: int  # time-driven events applied
+    segments_on: date | None = None  # the local day whose segments this run computed
+    segmented: int = 0  # members given a segment
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -42,6 +49,8 @@ class TickResult:
             "since": self.since.isoformat() if self.since else None,
             "members": self.members,
             "events": self.events,
+            "segments_on": self.segments_on.isoformat() if self.segments_on else None,
+            "segmented": self.segmented,
         }
 
 
@@ -64,13 +73,23 @@ class Scheduler:
             program = self.versions.in_force(conn, until)
             members = [] if isinstance(program, Problem) else self.candidates(conn, program, since, until)
         applied = sum(self.events.apply_due(member, until) for member in members)
+        segments_on, segmented = (None, 0) if isinstance(program, Problem) else self.segments(program, until)
         with self.engine.begin() as conn:
             conn.execute(
                 insert(t.scheduler_runs).values(
                     until=until, started_at=started, finished_at=self.clock(), members=len(members), events=applied
                 )
             )
-        return TickResult(until, since, len(members), applied)
+        return TickResult(until, since, len(members), applied, segments_on, segmented)
+
+    def segments(self, program: Program, until: datetime) -> tuple[date | None, int]:
+        """Compute the segments for `until`'s local day unless that day or a later one is stored."""
+        day = until.astimezone(program.tz).date()
+        with self.engine.begin() as conn:
+            latest = latest_run(conn)
+            if latest is not None and latest >= day:
+                return None, 0
+            return day, recompute_segments(conn, program.scheme, day, self.clock())
 
     @staticmethod
     def candidates(conn: object, program: Program, since: datetime | None, until: datetime) -> list[str]:

@@ -1,0 +1,42 @@
+"""segments as audiences (issue 10)
+
+Adds `member_segments` (each member's RFM segment as the scheduler last computed it, with the local
+day it was computed for) and `segment_runs` (the days computed). Additions only.
+
+Revision ID: 0012
+Revises: 0008
+Create Date: 2026-11-23 21:00:00.000000
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from perkflow.storage.tables import UTCDateTime
+
+revision = "0012"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "member_segments",
+        sa.Column("member_id", sa.BigInteger(), nullable=False),
+        sa.Column("segment", sa.String(length=32), nullable=False),
+        sa.Column("computed_on", sa.Date(), nullable=False),
+        sa.ForeignKeyConstraint(["member_id"], ["members.id"], name=op.f("fk_member_segments_member_id_members")),
+        sa.PrimaryKeyConstraint("member_id", name=op.f("pk_member_segments")),
+    )
+    op.create_table(
+        "segment_runs",
+        sa.Column("computed_on", sa.Date(), nullable=False),
+        sa.Column("computed_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("members", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("computed_on", name=op.f("pk_segment_runs")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("segment_runs")
+    op.drop_table("member_segments")
