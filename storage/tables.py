@@ -349,6 +349,34 @@ segment_runs = Table(
     Column("members", Integer, nullable=False),  # members given a segment
 )
 
+# 0012: the ledger summed per local day, balance, kind, rule and channel, for whole closed days,
+# rebuilt by the scheduler (storage/reports/rollup.py); the flows report reads it with the
+# ledger of the days after it, so the answer stays exact
+ledger_days = Table(
+    "ledger_days",
+    metadata,
+    Column("day", Date, nullable=False),  # the local day in the scheme's timezone
+    Column("balance", String(40), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("rule", String(200), nullable=False),  # '' where no rule made the entry
+    Column("channel", String(64), nullable=True),  # the event's channel; none where the event is not stored
+    Column("amount", BigInteger, nullable=False),
+    Column("entries", Integer, nullable=False),
+    Index(None, "day"),
+)
+
+rollups = Table(
+    "rollups",
+    metadata,
+    # 0012: how far each rollup is built: its days up to `through` (included) hold every ledger
+    # row up to `ledger_id`; rows with a greater id (late events) are read from the ledger
+    Column("name", String(40), primary_key=True),
+    Column("timezone", String(64), nullable=False),  # local days of this timezone
+    Column("through", Date, nullable=False),
+    Column("ledger_id", BigInteger, nullable=False),
+    Column("built_at", UTCDateTime, nullable=False),
+)
+
 webhook_subscriptions = Table(
     "webhook_subscriptions",
     metadata,

@@ -112,7 +112,36 @@ def webhooks_redeliver(
     typer.echo(f"delivery {delivery} ({done['message_id']}) will be sent again")
 
 
+def rollup(
+    until: Annotated[
+        str | None,
+        typer.Option(metavar="TIME", help="Roll up the local days closed by this time with an offset (default: now).", show_default=False),
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild every day from the ledger, not only new and touched days.")] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Build the ledger's daily rollup that the flows report reads: every closed local day not yet
+    rolled up or touched by a late event since the last build (`perkflow tick` does it too).
+
+    Reports stay exact whether or not it ran: days after the rollup, and days late events touched,
+    are summed from the ledger.
+    """
+    instant = _instant(until) if until else None
+    with _service(database_url, data_dir) as service:
+        result = service.scheduler.build_rollup(instant, full=full)
+    if isinstance(result, Problem):
+        _refused(result)
+    body = {"start": result.start.isoformat() if result.start else None, "through": result.through.isoformat() if result.through else None, "days": result.days}
+    if as_json:
+        _print_json(body)
+    else:
+        typer.echo(f"rolled up {result.days} days; the rollup holds the days up to {body['through']}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(tick)
+    app.command()(rollup)
     app.command()(deliver)
     app.add_typer(webhooks)

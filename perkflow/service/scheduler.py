@@ -10,7 +10,9 @@ is done, so a crashed run is simply covered again by the next.
 
 The first `tick` of each local day (the scheme in force's timezone) also recomputes every member's
 RFM segment for that day (`storage.reports.segments`), which campaign audiences read; later ticks
-of the same day leave them be, so ticking twice changes nothing.
+of the same day leave them be, so ticking twice changes nothing. Each `tick` also brings the
+ledger's daily rollup up to the last closed local day (`storage.reports.rollup`), rebuilding the
+days late events touched; `rollup()` is that step alone (`perkflow rollup`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy import Engine, and_, func, insert, or_, select
 from perkflow.engine import Program
 from perkflow.engine.calendar import birthday_on, duration_delta
 from perkflow.storage import tables as t
+from perkflow.storage.reports import rollup
 from perkflow.storage.reports.segments import latest_run, recompute_segments
 
 from .events import FUTURE_LIMIT, EventService
@@ -42,6 +45,7 @@ class TickResult:
     events: int  # time-driven events applied
     segments_on: date | None = None  # the local day whose segments this run computed
     segmented: int = 0  # members given a segment
+    rolled_through: date | None = None  # the last closed local day the ledger's rollup holds
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -51,6 +55,7 @@ class TickResult:
             "events": self.events,
             "segments_on": self.segments_on.isoformat() if self.segments_on else None,
             "segmented": self.segmented,
+            "rolled_through": self.rolled_through.isoformat() if self.rolled_through else None,
         }
 
 
@@ -74,13 +79,24 @@ class Scheduler:
             members = [] if isinstance(program, Problem) else self.candidates(conn, program, since, until)
         applied = sum(self.events.apply_due(member, until) for member in members)
         segments_on, segmented = (None, 0) if isinstance(program, Problem) else self.segments(program, until)
+        rolled = None if isinstance(program, Problem) else rollup.build(self.engine, program.scheme.timezone, until, self.clock()).through
         with self.engine.begin() as conn:
             conn.execute(
                 insert(t.scheduler_runs).values(
                     until=until, started_at=started, finished_at=self.clock(), members=len(members), events=applied
                 )
             )
-        return TickResult(until, since, len(members), applied, segments_on, segmented)
+        return TickResult(until, since, len(members), applied, segments_on, segmented, rolled)
+
+    def build_rollup(self, until: datetime | None = None, *, full: bool = False) -> rollup.Built | Problem:
+        """Build the ledger's daily rollup up to the last local day closed by `until` (default: now);
+        `full` rebuilds every day from the ledger."""
+        until = until or self.clock()
+        with self.engine.connect() as conn:
+            program = self.versions.in_force(conn, until)
+        if isinstance(program, Problem):
+            return program
+        return rollup.build(self.engine, program.scheme.timezone, until, self.clock(), full=full)
 
     def segments(self, program: Program, until: datetime) -> tuple[date | None, int]:
         """Compute the segments for `until`'s local day unless that day or a later one is stored."""

@@ -1,7 +1,8 @@
-"""segments as audiences (issue 10)
+"""segments as audiences and the ledger's daily rollup (issue 10)
 
 Adds `member_segments` (each member's RFM segment as the scheduler last computed it, with the local
-day it was computed for) and `segment_runs` (the days computed). Additions only.
+day it was computed for), `segment_runs` (the days computed), `ledger_days` (the ledger summed per
+closed local day, balance, kind, rule and channel) and `rollups` (how far it is built). Additions only.
 
 Revision ID: 0012
 Revises: 0008
@@ -35,8 +36,31 @@ def upgrade() -> None:
         sa.Column("members", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("computed_on", name=op.f("pk_segment_runs")),
     )
+    op.create_table(
+        "ledger_days",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("balance", sa.String(length=40), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("rule", sa.String(length=200), nullable=False),
+        sa.Column("channel", sa.String(length=64), nullable=True),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("entries", sa.Integer(), nullable=False),
+    )
+    op.create_index("ix_ledger_days_day", "ledger_days", ["day"])
+    op.create_table(
+        "rollups",
+        sa.Column("name", sa.String(length=40), nullable=False),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
+        sa.Column("through", sa.Date(), nullable=False),
+        sa.Column("ledger_id", sa.BigInteger(), nullable=False),
+        sa.Column("built_at", UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_rollups")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("rollups")
+    op.drop_index("ix_ledger_days_day", table_name="ledger_days")
+    op.drop_table("ledger_days")
     op.drop_table("segment_runs")
     op.drop_table("member_segments")
