@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Engine, and_, func, insert, or_, select
+from sqlalchemy import Engine, and_, func, insert, or_, select, text
 
 from perkflow.engine import Program
 from perkflow.engine.calendar import birthday_on, duration_delta
@@ -102,6 +102,9 @@ class Scheduler:
         """Compute the segments for `until`'s local day unless that day or a later one is stored."""
         day = until.astimezone(program.tz).date()
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # two ticks at once: the second waits, then finds the day done (SQLite's writers queue already)
+                conn.execute(text("LOCK TABLE segment_runs IN EXCLUSIVE MODE"))
             latest = latest_run(conn)
             if latest is not None and latest >= day:
                 return None, 0

@@ -48,6 +48,9 @@ def build(engine: Engine, timezone: str, until: datetime, built_at: datetime, *,
             conn.execute(text("LOCK TABLE ledger IN SHARE MODE"))
         mark = int(conn.execute(select(func.coalesce(func.max(t.ledger.c.id), 0))).scalar_one())
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # builds queue (SQLite's BEGIN IMMEDIATE does the same); reports still read
+            conn.execute(text("LOCK TABLE rollups IN EXCLUSIVE MODE"))
         r = t.rollups.c
         state = conn.execute(select(t.rollups).where(r.name == NAME)).mappings().first()
         if full or state is None or state["timezone"] != timezone:
