@@ -32,6 +32,9 @@ def tick(
 
     Safe to run from cron on several hosts at once: an event already applied is never applied
     again. Members are found from lots, review dates, birthdays and purchases since the last run.
+
+    The first run of each local day also stores every member's RFM segment for that day (campaign
+    audiences may name segments), and each run brings the ledger's daily rollup up to yesterday.
     """
     instant = _instant(until) if until else None
     with _service(database_url, data_dir) as service:
@@ -43,6 +46,8 @@ def tick(
         _print_json(result.to_dict())
     else:
         typer.echo(f"applied {result.events} time-driven events for {result.members} members up to {result.until.isoformat()}")
+        if result.segments_on is not None:
+            typer.echo(f"stored the segments of {result.segmented} members for {result.segments_on.isoformat()}")
 
 
 def deliver(
