@@ -72,6 +72,11 @@ def build(engine: Engine, timezone: str, until: datetime, built_at: datetime, *,
         conn.execute(delete(t.rollups).where(r.name == NAME))
         conn.execute(insert(t.rollups).values(name=NAME, timezone=timezone, through=target, ledger_id=mark, built_at=built_at))
     days = max((target - start).days + 1, 0)
+    if days and engine.dialect.name == "postgresql":
+        # fresh statistics, or the planner guesses at a table it has never seen filled (seconds, not ms);
+        # the table grows with days, balances, rules and channels, never with members, so this is quick
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE ledger_days"))
     return Built(start if days else None, target, days)
 
 
