@@ -63,7 +63,9 @@ def _grouped(ctx: Context, key: str, through: date | None) -> list[dict[str, Cel
     ledger, days = t.ledger.c, t.ledger_days.c
     live_key = (ctx.bucket_of(ledger.occurred_at) if key == "bucket" else func.coalesce(ledger.rule, "")).label(key)
     since = None if through is None else through + timedelta(days=1)
-    parts = [_filtered(ctx, select(live_key, ledger.balance, *_sums(ledger.kind, ledger.amount)), since).group_by(live_key, ledger.balance)]
+    parts: list[Select[Any]] = []
+    if since is None or since <= ctx.last:  # days the rollup does not hold: from the ledger
+        parts.append(_filtered(ctx, select(live_key, ledger.balance, *_sums(ledger.kind, ledger.amount)), since).group_by(live_key, ledger.balance))
     if through is not None:
         rolled_key = (ctx.bucket_of_day(days.day) if key == "bucket" else days.rule).label(key)
         parts.append(_rolled(ctx, select(rolled_key, days.balance, *_sums(days.kind, days.amount)), through).group_by(rolled_key, days.balance))

@@ -22,7 +22,20 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Date, Engine, case, delete, func, insert, literal, select, text
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Date,
+    Engine,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
 
 from perkflow.storage import tables as t
 
@@ -97,8 +110,11 @@ def _sum_days(conn: Connection, tz: ZoneInfo, first: date, last: date) -> None:
 def _first_late(conn: Connection, mark: int, through: date, tz: ZoneInfo) -> date | None:
     """The first local day up to `through` that a ledger row recorded after the mark falls on."""
     ledger = t.ledger.c
+    # the mark written into the SQL: a plan made for an unknown mark (PostgreSQL prepares a statement
+    # run often) walks the occurred_at index over the whole ledger instead of the few ids above it
+    above = ledger.id > bindparam("mark", mark, type_=BigInteger, literal_execute=True)
     first = conn.execute(
-        select(func.min(ledger.occurred_at)).where(ledger.id > mark, ledger.occurred_at < local_start(through + timedelta(days=1), tz))
+        select(func.min(ledger.occurred_at)).where(above, ledger.occurred_at < local_start(through + timedelta(days=1), tz))
     ).scalar()
     return first.astimezone(tz).date() if first is not None else None
 
