@@ -110,12 +110,12 @@ def _sum_days(conn: Connection, tz: ZoneInfo, first: date, last: date) -> None:
 def _first_late(conn: Connection, mark: int, through: date, tz: ZoneInfo) -> date | None:
     """The first local day up to `through` that a ledger row recorded after the mark falls on."""
     ledger = t.ledger.c
-    # the mark written into the SQL: a plan made for an unknown mark (PostgreSQL prepares a statement
-    # run often) walks the occurred_at index over the whole ledger instead of the few ids above it
+    # Only the id range may choose the plan: the few rows above the mark. The mark is written into
+    # the SQL (a plan PostgreSQL prepares for an unknown mark may walk the whole occurred_at index),
+    # and the day bound sits inside the aggregate, where no database can serve min() from that index.
     above = ledger.id > bindparam("mark", mark, type_=BigInteger, literal_execute=True)
-    first = conn.execute(
-        select(func.min(ledger.occurred_at)).where(above, ledger.occurred_at < local_start(through + timedelta(days=1), tz))
-    ).scalar()
+    closed = ledger.occurred_at < local_start(through + timedelta(days=1), tz)
+    first = conn.execute(select(func.min(case((closed, ledger.occurred_at)))).where(above)).scalar()
     return first.astimezone(tz).date() if first is not None else None
 
 
