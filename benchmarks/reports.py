@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ from perkflow.service.crypto import load_keys
 from perkflow.storage import migrate
 from perkflow.storage import tables as t
 from perkflow.storage.db import open_engine
-from perkflow.storage.reports import REPORTS, Filters, run
+from perkflow.storage.reports import REPORTS, Filters, rollup, run
 
 ROOT = Path(__file__).resolve().parent.parent
 COFFEE = ROOT / "examples" / "coffee" / "scheme.yaml"
@@ -296,6 +297,12 @@ def time_reports(url: str, rounds: int) -> dict[str, dict[str, float]]:
     program = _program()
     as_of = END.astimezone(UTC)
     out: dict[str, dict[str, float]] = {}
+    tick = time.perf_counter()  # what `perkflow tick` does once a day: here every closed day at once
+    built = rollup.build(engine, program.scheme.timezone, as_of, as_of, full=True)
+    out["_rollup"] = {"full build s": round(time.perf_counter() - tick, 1), "days": float(built.days)}
+    tick = time.perf_counter()
+    rollup.build(engine, program.scheme.timezone, as_of + timedelta(days=1), as_of)
+    out["_rollup"]["next day s"] = round(time.perf_counter() - tick, 2)
     with engine.connect() as conn:
         sizes = {name: conn.execute(select(func.count()).select_from(t.metadata.tables[name])).scalar() for name in ("members", "ledger", "events", "lots")}
         for name in REPORTS:
@@ -307,6 +314,14 @@ def time_reports(url: str, rounds: int) -> dict[str, dict[str, float]]:
                     run(name, conn, program.scheme, as_of, filters)
                     seconds.append(time.perf_counter() - tick)
                 out[name][label] = round(statistics.median(seconds) * 1000, 1)
+        out["flows, ledger only"] = {}  # the same flows without the rollup, for comparison
+        for label, filters in _variants(program):
+            seconds = []
+            for _ in range(rounds):
+                tick = time.perf_counter()
+                run("flows", conn, program.scheme, as_of, replace(filters, rollups=False))
+                seconds.append(time.perf_counter() - tick)
+            out["flows, ledger only"][label] = round(statistics.median(seconds) * 1000, 1)
     engine.dispose()
     out["_sizes"] = {k: float(v or 0) for k, v in sizes.items()}
     return out
@@ -317,9 +332,10 @@ def _print_times(url: str, figures: dict[str, dict[str, float]], rounds: int) ->
     print(f"Perkflow reports benchmark: {make_url(url).get_backend_name()}, {int(sizes['members'])} members, "
           f"{int(sizes['ledger'])} ledger rows, {int(sizes['events'])} events, {int(sizes['lots'])} lots; median of {rounds} rounds, ms")
     labels = [label for label, _ in _variants(_program())]
-    print(f"{'report':<11}" + "".join(f"{label:>22}" for label in labels))
-    for name in REPORTS:
-        print(f"{name:<11}" + "".join(f"{figures[name][label]:>22.1f}" for label in labels))
+    print(f"{'report':<19}" + "".join(f"{label:>22}" for label in labels))
+    for name in (*REPORTS, "flows, ledger only"):
+        print(f"{name:<19}" + "".join(f"{figures[name][label]:>22.1f}" for label in labels))
+    print(f"rollup: {figures['_rollup']}")
 
 
 def main() -> None:

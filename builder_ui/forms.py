@@ -335,7 +335,11 @@ class SchemeForm:
     def _field_scalar(self, container: Container, key: str | int, value: Any, node: dict[str, Any], path: Path, label: str, hint: str) -> None:
         kind = node.get("type")
         choices = node.get("enum") or ([node["const"]] if "const" in node else None)
-        if kind == "array":  # of names or text: chips
+        item_choices = self._resolve(node.get("items", {})).get("enum") if kind == "array" else None
+        if item_choices:  # of fixed names (audience segments): pick any of them
+            widget = ui.select(list(item_choices), label=label, value=list(value or []), multiple=True, clearable=True, on_change=lambda e: self._set(container, key, list(e.value or []) or None))
+            widget.props("use-chips")
+        elif kind == "array":  # of names or text: chips
             widget = ui.input_chips(label, value=list(value or []), new_value_mode="add-unique", on_change=lambda e: self._set(container, key, list(e.value) or None))
         elif choices:
             widget = ui.select(list(choices), label=label, value=value, clearable=True, on_change=lambda e: self._set(container, key, e.value))

@@ -106,6 +106,7 @@ HINTS_ZH: dict[str, str] = {
     # --- 营销活动 ---
     "Audience.when": "此条件为真的会员。",
     "Audience.tags": "带有其中任一标签的会员。",
+    "Audience.segments": "RFM分层(由调度任务每日计算)属于其中任一分层的会员;尚未计算分层时不满足(segment_unknown)。",
     "CampaignBudget.balance": "可在表达式中引用的名称：只能用小写字母、数字和 _，且以字母开头。",
     "CampaignBudget.limit": "本活动的规则在此余额账户上累计最多可发放的数量。",
     "Campaign.id": "标识：只能用小写字母、数字、- 和 _。",

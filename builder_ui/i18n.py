@@ -215,7 +215,7 @@ FIELD_ZH: dict[str, str] = {
     "max_per_order": "每单最多张数", "not_with_kinds": "不可同用的券类型", "apply_order": "用券顺序",
     "group": "评估组", "groups": "评估组", "policy": "策略", "benefit": "优惠内容", "min_spend": "最低消费", "validity": "有效期",
     "budget": "预算", "per_member": "每人上限", "stacking": "叠加规则", "cost": "兑换成本", "grants": "兑换内容",
-    "stock": "库存", "audience": "目标人群", "tags": "标签", "rollout": "灰度比例", "holdout": "对照组比例",
+    "stock": "库存", "audience": "目标人群", "tags": "标签", "segments": "客户分层", "rollout": "灰度比例", "holdout": "对照组比例",
     "text": "文本", "require_approval": "需要审批", "award": "发放", "deduct": "扣减", "issue_coupon": "发券",
     "grant_reward": "发放奖励", "set_tier": "设置等级", "tag": "打标签", "untag": "移除标签", "notify": "通知",
     "achievements": "成就", "measure": "统计方式", "target": "目标", "repeat": "重复", "badge": "徽章",

@@ -624,6 +624,8 @@ class _Work:
             last_event_at,
             last_purchase_at,
             self.goals if self.goals is not None else s.goals,
+            s.segment,
+            s.segment_on,
         )
 
 
@@ -889,6 +891,8 @@ def _ready(program: Program, work: _Work, event: Event, data: dict[str, Any], ru
             raise _Skip("out_of_scope", f"channel '{event.channel}' is not in the rule's scope")
         campaign = rule.campaign
         if campaign is not None:
+            if tracing and campaign.audience_segments is not None:
+                read = _segment_read(work.state)
             _check_campaign(work, campaign, data)
         else:
             data["campaign"] = _EMPTY
@@ -896,7 +900,7 @@ def _ready(program: Program, work: _Work, event: Event, data: dict[str, Any], ru
         when = rule.when
         if when is not None:
             if tracing:
-                read = _read(data, when.names)
+                read = {**read, **_read(data, when.names)} if read else _read(data, when.names)
             try:
                 passed = when.fn(data)  # Expr.__call__ without the extra call
             except EvalError as exc:
@@ -1061,6 +1065,8 @@ def _check_campaign(work: _Work, campaign: Any, data: dict[str, Any]) -> None:
         tags = work.tags if work.tags is not None else work.state.tags
         if not campaign.audience_tags & tags:
             raise _Skip("not_in_audience", f"the member has none of the tags {sorted(campaign.audience_tags)}")
+    if campaign.audience_segments is not None:
+        _check_segment(work.state, campaign.audience_segments)
     if campaign.audience_when is not None:
         try:
             if not campaign.audience_when(data):
@@ -1073,6 +1079,24 @@ def _check_campaign(work: _Work, campaign: Any, data: dict[str, Any]) -> None:
             raise _Skip("in_holdout", f"the member is in campaign '{campaign.id}''s holdout group")
         if u >= campaign.rollout_cut:
             raise _Skip("not_in_rollout", f"the member is outside campaign '{campaign.id}''s rollout")
+
+
+def _check_segment(state: MemberState, segments: frozenset[str]) -> None:
+    """A segment audience reads the segment the scheduler last stored; without one (never computed,
+    as in a simulation) the engine cannot tell, and says so rather than guess."""
+    if state.segment_on is None:
+        raise _Skip("segment_unknown", "the member's RFM segment has not been computed")
+    if state.segment not in segments:
+        held = f"'{state.segment}'" if state.segment else "none (no purchase in the period)"
+        raise _Skip(
+            "not_in_audience",
+            f"the member's segment computed for {state.segment_on.isoformat()} is {held}, not one of {sorted(segments)}",
+        )
+
+
+def _segment_read(state: MemberState) -> dict[str, Any]:
+    """The segment a rule's audience let through, and the day it was computed for, for the trace."""
+    return {"member.segment": state.segment, "member.segment_on": state.segment_on.isoformat() if state.segment_on else None}
 
 
 @lru_cache(maxsize=16384)

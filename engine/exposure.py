@@ -14,7 +14,10 @@ from .evaluate import Decision
 
 # Skips decided before the holdout draw (or, for an expression error, where it cannot be told).
 _NOT_DRAWN = frozenset(
-    {"other_campaign", "outside_window", "not_in_audience", "expression_error", "not_in_rollout", "out_of_scope", "after_exclusive"}
+    {
+        "other_campaign", "outside_window", "not_in_audience", "segment_unknown", "expression_error", "not_in_rollout",
+        "out_of_scope", "after_exclusive",
+    }
 )
 
 

@@ -90,4 +90,6 @@ def merge_states(program: Program, survivor: MemberState, absorbed: MemberState)
             g: _goal(survivor.goals.get(g, GoalState()), absorbed.goals.get(g, GoalState()))
             for g in sorted(set(survivor.goals) | set(absorbed.goals))
         },
+        segment=survivor.segment,  # the survivor's stored segment until the next computation
+        segment_on=survivor.segment_on,
     )

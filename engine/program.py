@@ -67,6 +67,7 @@ class CompiledCampaign:
     names: Mapping[str, Any]  # campaign.* values for expressions
     audience_when: Expr | None
     audience_tags: frozenset[str] | None
+    audience_segments: frozenset[str] | None  # RFM segments (rules.models.Segment)
     # The member's u (SETTLED.md) scaled to 2**64: below holdout_cut is the holdout, from there up to
     # rollout_cut is the rollout. Integer cuts keep the comparison exact.
     holdout_cut: int
@@ -240,6 +241,8 @@ class Program:
             for instant, kind in ((cc.start, "campaign_start"), (cc.end, "campaign_end"))
             if kind in listened
         ))
+        # the service reads a member's stored segment only for a scheme whose audiences name one
+        self.uses_segments = any(cc.audience_segments is not None for cc in compiled_campaigns)
         self.reads_balances: dict[str, bool] = {}
         for event_type in self.event_types:
             names = {n for r in self.candidates_all(event_type) for n in _names(r)}
@@ -293,6 +296,7 @@ class Program:
             {"id": campaign.id, "start": int(start.timestamp()), "end": int(end.timestamp())},
             exprs.get(("campaigns", c, "audience", "when")),
             frozenset(audience.tags) if audience is not None and audience.tags else None,
+            frozenset(audience.segments) if audience is not None and audience.segments else None,
             int(campaign.holdout * _SCALE),
             int((campaign.holdout + campaign.rollout * (1 - campaign.holdout)) * _SCALE),
             campaign.budget.balance if campaign.budget else None,

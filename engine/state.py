@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -127,6 +127,11 @@ class MemberState:
     last_event_at: datetime | None = None
     last_purchase_at: datetime | None = None  # for inactivity: the latest purchase applied
     goals: Mapping[str, GoalState] = field(default_factory=lambda: _EMPTY)  # achievement id -> progress
+    # The member's RFM segment as the scheduler last computed it, and the local day it was computed
+    # for. segment None with a day: no purchase in the period; segment_on None: never computed
+    # (a simulation, or before the first run), so a segment audience cannot tell.
+    segment: str | None = None
+    segment_on: date | None = None
 
     def balance(self, name: str) -> int:
         """The balance: its lots, pending ones included, less its debt."""

@@ -94,6 +94,19 @@ Text = Annotated[
     ),
 ]
 Rounding = Literal["floor", "ceil", "half_up", "half_even"]
+# The RFM segments of the rfm report (docs/reports.md), recomputed daily by the scheduler: the eight
+# classic ones from high or low recency, frequency and monetary value, and the churn warning.
+Segment = Literal[
+    "at_risk",
+    "important_value",
+    "important_keep",
+    "important_develop",
+    "important_win_back",
+    "general_value",
+    "general_keep",
+    "general_develop",
+    "general_win_back",
+]
 
 
 def duration_parts(duration: str) -> tuple[int, str]:
@@ -714,6 +727,11 @@ class RewardItem(Model):
 class Audience(Model):
     when: Expr | None = Field(None, description="Members for whom this is true.")
     tags: list[Name] | None = Field(None, description="Members with any of these tags.")
+    segments: list[Segment] | None = Field(
+        None,
+        min_length=1,
+        description="Members whose RFM segment, as the scheduler last computed it, is one of these.",
+    )
 
 
 class CampaignBudget(Model):

@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -347,6 +348,54 @@ scheduler_runs = Table(
     Column("members", Integer, nullable=False, default=0),  # candidates looked at
     Column("events", Integer, nullable=False, default=0),  # system events applied
     Index(None, "until"),
+)
+
+# 0012: each member's RFM segment as the scheduler last computed it (a campaign audience may name
+# segments). Rewritten whole, with its run, in one transaction: every row is of the latest run.
+member_segments = Table(
+    "member_segments",
+    metadata,
+    Column("member_id", BigInteger, ForeignKey("members.id"), primary_key=True),
+    Column("segment", String(32), nullable=False),  # rules.models.Segment
+    Column("computed_on", Date, nullable=False),  # the local day it was computed for (purchases before it)
+)
+
+segment_runs = Table(
+    "segment_runs",
+    metadata,
+    # 0012: one row per local day the segments were computed for; a member of no row of the latest
+    # run had no purchase in its period
+    Column("computed_on", Date, primary_key=True),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Column("members", Integer, nullable=False),  # members given a segment
+)
+
+# 0012: the ledger summed per local day, balance, kind, rule and channel, for whole closed days,
+# rebuilt by the scheduler (storage/reports/rollup.py); the flows report reads it with the
+# ledger of the days after it, so the answer stays exact
+ledger_days = Table(
+    "ledger_days",
+    metadata,
+    Column("day", Date, nullable=False),  # the local day in the scheme's timezone
+    Column("balance", String(40), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("rule", String(200), nullable=False),  # '' where no rule made the entry
+    Column("channel", String(64), nullable=True),  # the event's channel; none where the event is not stored
+    Column("amount", BigInteger, nullable=False),
+    Column("entries", Integer, nullable=False),
+    Index(None, "day"),
+)
+
+rollups = Table(
+    "rollups",
+    metadata,
+    # 0012: how far each rollup is built: its days up to `through` (included) hold every ledger
+    # row up to `ledger_id`; rows with a greater id (late events) are read from the ledger
+    Column("name", String(40), primary_key=True),
+    Column("timezone", String(64), nullable=False),  # local days of this timezone
+    Column("through", Date, nullable=False),
+    Column("ledger_id", BigInteger, nullable=False),
+    Column("built_at", UTCDateTime, nullable=False),
 )
 
 webhook_subscriptions = Table(

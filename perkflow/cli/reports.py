@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from perkflow.service.problems import Problem
 from perkflow.storage.reports import REPORTS, Table
@@ -57,7 +59,7 @@ def report(
         }.items()
         if values
     }
-    with _service(database_url, data_dir) as service:
+    with _service(database_url, data_dir) as service, Working(f"report {name}"):
         result = service.reports.run(name, query)
     if isinstance(result, Problem):
         _refused(result)
@@ -80,6 +82,53 @@ def report(
             typer.echo(_text(t, lang))
         for note in result.notes:
             typer.echo(f"\n{note}")
+
+
+MOMENT = 0.5
+"""Seconds a report may take before a progress bar shows that it is being computed."""
+
+
+class Working:
+    """An indeterminate progress bar with the elapsed time on stderr, shown only on a terminal and
+    only once the work has taken more than `delay` seconds: a quick report prints nothing extra,
+    and stdout (the table, CSV or JSON) is never touched. A report is a few database queries whose
+    durations are not known ahead, so the bar pulses rather than pretends to a share done."""
+
+    def __init__(self, label: str, *, console: Console | None = None, delay: float = MOMENT) -> None:
+        self.label, self.delay = label, delay
+        self.console = console or Console(stderr=True)
+        self.bar: Any = None
+        self.lock = threading.Lock()
+        self.timer: threading.Timer | None = None
+        self.done = False
+
+    def __enter__(self) -> Working:
+        if self.console.is_terminal:
+            if self.delay <= 0:
+                self._start()
+            else:
+                self.timer = threading.Timer(self.delay, self._start)
+                self.timer.daemon = True
+                self.timer.start()
+        return self
+
+    def _start(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with self.lock:
+            if self.done:
+                return
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=self.console, transient=True)
+            self.bar.start()
+            self.bar.add_task(f"computing {self.label}", total=None)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        with self.lock:
+            self.done = True
+            if self.bar is not None:
+                self.bar.stop()
 
 
 def _csv(table: Table) -> str:

@@ -32,6 +32,9 @@ def tick(
 
     Safe to run from cron on several hosts at once: an event already applied is never applied
     again. Members are found from lots, review dates, birthdays and purchases since the last run.
+
+    The first run of each local day also stores every member's RFM segment for that day (campaign
+    audiences may name segments), and each run brings the ledger's daily rollup up to yesterday.
     """
     instant = _instant(until) if until else None
     with _service(database_url, data_dir) as service:
@@ -43,6 +46,8 @@ def tick(
         _print_json(result.to_dict())
     else:
         typer.echo(f"applied {result.events} time-driven events for {result.members} members up to {result.until.isoformat()}")
+        if result.segments_on is not None:
+            typer.echo(f"stored the segments of {result.segmented} members for {result.segments_on.isoformat()}")
 
 
 def deliver(
@@ -112,7 +117,36 @@ def webhooks_redeliver(
     typer.echo(f"delivery {delivery} ({done['message_id']}) will be sent again")
 
 
+def rollup(
+    until: Annotated[
+        str | None,
+        typer.Option(metavar="TIME", help="Roll up the local days closed by this time with an offset (default: now).", show_default=False),
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild every day from the ledger, not only new and touched days.")] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Build the ledger's daily rollup that the flows report reads: every closed local day not yet
+    rolled up or touched by a late event since the last build (`perkflow tick` does it too).
+
+    Reports stay exact whether or not it ran: days after the rollup, and days late events touched,
+    are summed from the ledger.
+    """
+    instant = _instant(until) if until else None
+    with _service(database_url, data_dir) as service:
+        result = service.scheduler.build_rollup(instant, full=full)
+    if isinstance(result, Problem):
+        _refused(result)
+    body = {"start": result.start.isoformat() if result.start else None, "through": result.through.isoformat() if result.through else None, "days": result.days}
+    if as_json:
+        _print_json(body)
+    else:
+        typer.echo(f"rolled up {result.days} days; the rollup holds the days up to {body['through']}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(tick)
+    app.command()(rollup)
     app.command()(deliver)
     app.add_typer(webhooks)

@@ -7,19 +7,27 @@ applies due events before a member's next event, in the member's transaction. Th
 are deterministic and stored once, so two schedulers at once, or one run twice, never double
 anything. The candidate query only narrows the search; `engine.due_events` decides. A run is recorded in `scheduler_runs` once every member
 is done, so a crashed run is simply covered again by the next.
+
+The first `tick` of each local day (the scheme in force's timezone) also recomputes every member's
+RFM segment for that day (`storage.reports.segments`), which campaign audiences read; later ticks
+of the same day leave them be, so ticking twice changes nothing. Each `tick` also brings the
+ledger's daily rollup up to the last closed local day (`storage.reports.rollup`), rebuilding the
+days late events touched; `rollup()` is that step alone (`perkflow rollup`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import Engine, and_, func, insert, or_, select
+from sqlalchemy import Engine, and_, func, insert, or_, select, text
 
 from perkflow.engine import Program
 from perkflow.engine.calendar import birthday_on, duration_delta
 from perkflow.storage import tables as t
+from perkflow.storage.reports import rollup
+from perkflow.storage.reports.segments import latest_run, recompute_segments
 
 from .events import FUTURE_LIMIT, EventService
 from .problems import Problem
@@ -35,6 +43,9 @@ class TickResult:
     since: datetime | None  # the previous run's `until`
     members: int  # candidates looked at
     events: int  # time-driven events applied
+    segments_on: date | None = None  # the local day whose segments this run computed
+    segmented: int = 0  # members given a segment
+    rolled_through: date | None = None  # the last closed local day the ledger's rollup holds
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -42,6 +53,9 @@ class TickResult:
             "since": self.since.isoformat() if self.since else None,
             "members": self.members,
             "events": self.events,
+            "segments_on": self.segments_on.isoformat() if self.segments_on else None,
+            "segmented": self.segmented,
+            "rolled_through": self.rolled_through.isoformat() if self.rolled_through else None,
         }
 
 
@@ -64,13 +78,37 @@ class Scheduler:
             program = self.versions.in_force(conn, until)
             members = [] if isinstance(program, Problem) else self.candidates(conn, program, since, until)
         applied = sum(self.events.apply_due(member, until) for member in members)
+        segments_on, segmented = (None, 0) if isinstance(program, Problem) else self.segments(program, until)
+        rolled = None if isinstance(program, Problem) else rollup.build(self.engine, program.scheme.timezone, until, self.clock()).through
         with self.engine.begin() as conn:
             conn.execute(
                 insert(t.scheduler_runs).values(
                     until=until, started_at=started, finished_at=self.clock(), members=len(members), events=applied
                 )
             )
-        return TickResult(until, since, len(members), applied)
+        return TickResult(until, since, len(members), applied, segments_on, segmented, rolled)
+
+    def build_rollup(self, until: datetime | None = None, *, full: bool = False) -> rollup.Built | Problem:
+        """Build the ledger's daily rollup up to the last local day closed by `until` (default: now);
+        `full` rebuilds every day from the ledger."""
+        until = until or self.clock()
+        with self.engine.connect() as conn:
+            program = self.versions.in_force(conn, until)
+        if isinstance(program, Problem):
+            return program
+        return rollup.build(self.engine, program.scheme.timezone, until, self.clock(), full=full)
+
+    def segments(self, program: Program, until: datetime) -> tuple[date | None, int]:
+        """Compute the segments for `until`'s local day unless that day or a later one is stored."""
+        day = until.astimezone(program.tz).date()
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # two ticks at once: the second waits, then finds the day done (SQLite's writers queue already)
+                conn.execute(text("LOCK TABLE segment_runs IN EXCLUSIVE MODE"))
+            latest = latest_run(conn)
+            if latest is not None and latest >= day:
+                return None, 0
+            return day, recompute_segments(conn, program.scheme, day, self.clock())
 
     @staticmethod
     def candidates(conn: object, program: Program, since: datetime | None, until: datetime) -> list[str]:

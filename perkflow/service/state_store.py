@@ -13,10 +13,10 @@ written with one upsert.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, insert, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -174,6 +174,7 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
                 tuple((b, p, n) for b, p, n in e["paid"]),
             )
     birthday = (row["birthday_month"], row["birthday_day"]) if row["birthday_month"] else None
+    segment, segment_on = _stored_segment(conn, member_pk) if program.uses_segments else (None, None)
     return MemberState(
         member_id=row["external_id"],
         joined_at=row["joined_at"],
@@ -195,7 +196,18 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
         last_event_at=row["last_event_at"],
         last_purchase_at=row["last_purchase_at"],
         goals=_goals_from_json(row["goals"] or {}),
+        segment=segment,
+        segment_on=segment_on,
     )
+
+
+def _stored_segment(conn: Connection, member_pk: int) -> tuple[str | None, date | None]:
+    """The member's segment of the latest run and that run's day; (None, day) when the member had
+    no purchase in its period; (None, None) before the first run."""
+    latest = select(func.max(t.segment_runs.c.computed_on)).scalar_subquery()
+    mine = select(t.member_segments.c.segment).where(t.member_segments.c.member_id == member_pk).scalar_subquery()
+    day, segment = conn.execute(select(latest, mine)).one()
+    return segment, day
 
 
 def save_decision(

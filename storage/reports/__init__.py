@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 
 from perkflow.rules.models import Scheme
 
+from . import rollup
 from .campaigns import campaigns
 from .context import Context, Filters
 from .coupons import coupons
@@ -40,4 +41,4 @@ def run(name: str, conn: Connection, scheme: Scheme, as_of: datetime, filters: F
     return REPORTS[name](Context(conn, scheme, as_of, filters))
 
 
-__all__ = ["REPORTS", "Column", "Filters", "Report", "Table", "run"]
+__all__ = ["REPORTS", "Column", "Filters", "Report", "Table", "rollup", "run"]

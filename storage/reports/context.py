@@ -32,6 +32,7 @@ class Filters:
     campaign: str | None = None  # the rules of this campaign
     bucket: Bucket = "month"
     limit: int = 100  # rows of per-member tables
+    rollups: bool = True  # read closed days from the rollups where they answer (False: the ledger only, to compare)
 
 
 @dataclass(frozen=True)
@@ -92,11 +93,11 @@ class Context:
             return None
         return [r.id for c in self.scheme.campaigns if c.id == self.filters.campaign for r in c.rules]
 
-    def buckets(self, unit: Bucket | None = None) -> list[tuple[str, datetime, datetime]]:
-        """(label, start, end) of each bucket of the period, as UTC instants of local boundaries.
-        The first and last buckets are cut at the period's ends."""
+    def bucket_days(self, unit: Bucket | None = None) -> list[tuple[str, date, date]]:
+        """(label, first local day, the day after the last) of each bucket of the period; the first
+        and last buckets are cut at the period's ends."""
         unit = unit or self.filters.bucket
-        out: list[tuple[str, datetime, datetime]] = []
+        out: list[tuple[str, date, date]] = []
         day = self.first
         stop = self.last + timedelta(days=1)
         while day < stop:
@@ -108,9 +109,17 @@ class Context:
             else:
                 label, nxt = day.strftime("%Y-%m"), add_months(day.replace(day=1), 1)
             nxt = min(nxt, stop)
-            out.append((label, local_start(day, self.tz), local_start(nxt, self.tz)))
+            out.append((label, day, nxt))
             day = nxt
         return out
+
+    def buckets(self, unit: Bucket | None = None) -> list[tuple[str, datetime, datetime]]:
+        """(label, start, end) of each bucket of the period, as UTC instants of local boundaries."""
+        return [(label, local_start(day, self.tz), local_start(nxt, self.tz)) for label, day, nxt in self.bucket_days(unit)]
+
+    def bucket_of_day(self, col: Any, unit: Bucket | None = None) -> ColumnElement[Any]:
+        """The label of the bucket a stored local day falls in."""
+        return case(*[(col < nxt, literal(label)) for label, _, nxt in self.bucket_days(unit)], else_=literal(None))
 
     def bucket_of(self, col: Any, unit: Bucket | None = None) -> ColumnElement[Any]:
         """The label of the bucket a stored instant falls in (rows are kept to the period first)."""

@@ -10,7 +10,9 @@ none for a member with fewer than two purchases.
 
 from __future__ import annotations
 
-from sqlalchemy import Float, and_, case, cast, func, literal, select
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, Subquery, and_, case, cast, func, literal, select
 
 from perkflow.storage import tables as t
 
@@ -46,8 +48,9 @@ NAMES = {
 }
 
 
-def rfm(ctx: Context) -> Report:
-    e, er, m = t.events.c, t.earnings.c, t.members.c
+def scored(ctx: Context) -> Subquery:
+    """Per buyer of the period: last, n, money, the R, F and M scores, churn risk, usual interval."""
+    e, er = t.events.c, t.earnings.c
     now = int(ctx.as_of.timestamp())
     stamp = epoch(e.occurred_at)
     per_member = (
@@ -68,7 +71,7 @@ def rfm(ctx: Context) -> Report:
         (and_(p.n >= 2, p.last > p.first), cast(literal(now) - p.last, Float) * (p.n - 1) / cast(p.last - p.first, Float)),
         else_=None,
     )
-    scored = select(
+    return select(
         p.member_id, p.last, p.n, p.money,
         func.ntile(5).over(order_by=(p.last, p.member_id)).label("r"),
         func.ntile(5).over(order_by=(p.n, p.member_id)).label("f"),
@@ -76,11 +79,22 @@ def rfm(ctx: Context) -> Report:
         risk.label("risk"),
         case((p.n >= 2, cast(p.last - p.first, Float) / (p.n - 1) / DAY), else_=None).label("interval"),
     ).subquery()
-    s = scored.c
-    segment = case(
+
+
+def segment_of(s: Any) -> ColumnElement[str]:
+    """The segment key of a row of `scored`."""
+    return case(
         (s.risk >= AT_RISK, "at_risk"),
         *[(and_(s.r >= HIGH if r else s.r < HIGH, s.f >= HIGH if f else s.f < HIGH, s.m >= HIGH if mm else s.m < HIGH), key) for (r, f, mm), key in SEGMENTS.items()],
-    ).label("segment")
+    )
+
+
+def rfm(ctx: Context) -> Report:
+    m = t.members.c
+    now = int(ctx.as_of.timestamp())
+    scored_q = scored(ctx)
+    s = scored_q.c
+    segment = segment_of(s).label("segment")
     recency = (cast(literal(now) - s.last, Float) / DAY)
     summary_rows = {
         seg: (n, rec, freq, money)
@@ -97,7 +111,7 @@ def rfm(ctx: Context) -> Report:
         })
     members = ctx.conn.execute(
         select(m.external_id, s.r, s.f, s.m, segment, recency.label("recency"), s.n, s.money, s.interval, s.risk)
-        .select_from(scored.join(t.members, m.id == s.member_id))
+        .select_from(scored_q.join(t.members, m.id == s.member_id))
         .order_by(s.risk.is_(None), s.risk.desc(), m.external_id)
         .limit(ctx.filters.limit)
     )

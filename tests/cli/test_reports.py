@@ -7,6 +7,9 @@ import io
 import json
 from pathlib import Path
 
+from rich.console import Console
+
+from perkflow.cli.reports import Working
 from tests.cli import test_ops
 from tests.cli.test_ops import Perkflow, events_file, published
 
@@ -39,3 +42,18 @@ def test_report_errors_name_what_is_wrong(upgraded: Perkflow):
     no_table = upgraded("report", "tiers", "--table", "nope")
     assert no_table.exit_code == 1 and "distribution" in no_table.stderr
     assert upgraded("report", "flows", "--format", "xlsx").exit_code == 2
+
+
+def test_a_slow_report_shows_a_progress_bar_on_the_terminals_stderr_and_nothing_elsewhere():
+    terminal = io.StringIO()
+    with Working("report flows", console=Console(file=terminal, force_terminal=True, width=80), delay=0):
+        pass
+    assert "computing report flows" in terminal.getvalue()
+    pipe = io.StringIO()  # output to a program (stderr redirected): no bar, whatever the time
+    with Working("report flows", console=Console(file=pipe, force_terminal=False), delay=0):
+        pass
+    assert pipe.getvalue() == ""
+    quick = io.StringIO()  # a report done within the moment: no bar either
+    with Working("report flows", console=Console(file=quick, force_terminal=True), delay=60):
+        pass
+    assert quick.getvalue() == ""

@@ -74,6 +74,8 @@ async def test_an_operator_builds_a_scheme_from_empty_and_submits_it(user: User,
     await fill(user, "path:campaigns[0].start", "2026-12-01T00:00:00")
     await fill(user, "path:campaigns[0].end", "2027-01-01T00:00:00")
     await fill(user, "path:campaigns[0].rollout", 0.5)
+    await click(user, "add:campaigns[0].audience")
+    await fill(user, "path:campaigns[0].audience.segments", ["at_risk", "important_win_back"])  # picked from the RFM segments
     await click(user, "add:campaigns[0].rules")
     await fill(user, "path:campaigns[0].rules[0].id", "double")
     await fill(user, "path:campaigns[0].rules[0].on", "purchase")
@@ -95,7 +97,7 @@ async def test_an_operator_builds_a_scheme_from_empty_and_submits_it(user: User,
     scheme = svc.versions.find(f"id:{versions[0].id}")
     assert not isinstance(scheme, Exception)
     content = scheme[1]
-    for text in ('"tea-house"', '"茶馆会员"', '"gold"', '"event.amount >= 1000"', '"double-december"', '"rollout":0.5', '"welcome"'):
+    for text in ('"tea-house"', '"茶馆会员"', '"gold"', '"event.amount >= 1000"', '"double-december"', '"rollout":0.5', '"welcome"', '"segments":["at_risk","important_win_back"]'):
         assert text in content, text
 
 
