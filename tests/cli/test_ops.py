@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, select, text
 from typer.testing import CliRunner, Result
 
 from perkflow.cli.main import app
+from perkflow.service.access import PRINCIPAL_TTL
 from perkflow.service.core import Service, open_service
 from perkflow.service.problems import Problem
 from perkflow.storage import backup as backups
@@ -113,7 +114,9 @@ def test_commands_on_a_database_without_tables_say_to_upgrade_first(
 # --- keys and users ------------------------------------------------------------------------------
 
 
-def test_keys_create_prints_a_token_once_that_the_service_accepts(upgraded: Perkflow, svc: Service) -> None:
+def test_keys_create_prints_a_token_once_that_the_service_accepts(
+    upgraded: Perkflow, svc: Service, database_url: str, tmp_path: Path
+) -> None:
     result = upgraded(
         "keys",
         "create",
@@ -139,6 +142,15 @@ def test_keys_create_prints_a_token_once_that_the_service_accepts(upgraded: Perk
 
     revoked = upgraded("keys", "revoke", key_id)
     assert (revoked.exit_code, revoked.stdout) == (0, f"revoked {key_id}\n")
+    # Revoked by another process: a service that has not just seen the key refuses it at once,
+    # one that authenticated it refuses it once its memory of the key (PRINCIPAL_TTL) has passed.
+    fresh = open_service(database_url, tmp_path / "fresh", upgrade=False)
+    try:
+        assert fresh.access.authenticate(token) is None
+    finally:
+        fresh.engine.dispose()
+    later = svc.clock() + PRINCIPAL_TTL
+    svc.access.clock = lambda: later
     assert svc.access.authenticate(token) is None
     again = upgraded("keys", "revoke", key_id)
     assert again.exit_code == 1 and "already revoked" in again.stderr
