@@ -89,4 +89,5 @@ def merge_states(program: Program, survivor: MemberState, absorbed: MemberState)
             g: _goal(survivor.goals.get(g, GoalState()), absorbed.goals.get(g, GoalState()))
             for g in sorted(set(survivor.goals) | set(absorbed.goals))
         },
+        referral=survivor.referral or absorbed.referral,  # who invited the survivor wins: one referrer a member
     )

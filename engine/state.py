@@ -89,6 +89,17 @@ class GoalState:
 
 @quick_init
 @dataclass(frozen=True, slots=True)
+class Referral:
+    """Who invited the member (scheme `referrals:`) and what became of it."""
+
+    referred_by: str  # the referrer's member id (their referral code)
+    bound_at: datetime  # the signup that carried the code
+    status: str = "pending"  # pending until the first purchase; then rewarded or unqualified
+    decided_by: str = ""  # the first purchase's event id
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
 class MemberState:
     member_id: str
     joined_at: datetime
@@ -109,6 +120,7 @@ class MemberState:
     last_event_at: datetime | None = None
     last_purchase_at: datetime | None = None  # for inactivity: the latest purchase applied
     goals: Mapping[str, GoalState] = field(default_factory=lambda: _EMPTY)  # achievement id -> progress
+    referral: Referral | None = None  # the member was invited by another (scheme `referrals:`)
 
     def balance(self, name: str) -> int:
         """The balance: its lots, pending ones included, less its debt."""

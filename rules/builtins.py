@@ -10,7 +10,14 @@ ENVELOPE_FIELDS = ("id", "type", "member_id", "occurred_at", "store", "channel",
 _ITEMS = Attribute(type="items", required=False, description="Line items: sku, category, quantity, amount.")
 
 BUILTIN_EVENT_TYPES: dict[str, EventType] = {
-    "signup": EventType(description="A member joins."),
+    "signup": EventType(
+        description="A member joins.",
+        attributes={
+            "referral_code": Attribute(
+                type="str", required=False, description="The referral code (the member id) of the member who invited this one (scheme `referrals`)."
+            )
+        },
+    ),
     "purchase": EventType(
         description="A paid order.",
         attributes={
@@ -95,6 +102,9 @@ def event_types(scheme: Scheme) -> dict[str, EventType]:
                 attributes={**base.attributes, **declared.attributes},
             )
     return merged
+
+REFERRAL_ATTRIBUTES: dict[str, str] = {"referee": "str", "first_order_amount": "money"}
+"""The attributes of the event a referrer gets (scheme `referrals.reward_event`), with their types."""
 
 SYSTEM_EVENT_TYPES: dict[str, EventType] = {
     "adjustment": EventType(

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, RowMapping, insert, select, update
 
 from perkflow.engine import Decision, Lot, MemberState, Program
 from perkflow.engine.evaluate import lot_order
-from perkflow.engine.state import CounterState, Coupon, Earning, GoalState
+from perkflow.engine.state import CounterState, Coupon, Earning, GoalState, Referral
 from perkflow.storage import tables as t
 
 
@@ -56,6 +56,21 @@ def _goals_from_json(data: dict[str, Any]) -> dict[str, GoalState]:
             earned_at=datetime.fromisoformat(g["earned_at"]) if g.get("earned_at") else None,
         )
         for goal_id, g in data.items()
+    }
+
+
+def _referral_from_json(data: dict[str, Any] | None) -> Referral | None:
+    if not data:
+        return None
+    return Referral(data["referred_by"], datetime.fromisoformat(data["bound_at"]), data["status"], data.get("decided_by", ""))
+
+
+def _referral_to_json(referral: Referral | None) -> dict[str, Any] | None:
+    if referral is None:
+        return None
+    return {
+        "referred_by": referral.referred_by, "bound_at": referral.bound_at.isoformat(), "status": referral.status,
+        "decided_by": referral.decided_by,
     }
 
 
@@ -133,6 +148,7 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
         last_event_at=row["last_event_at"],
         last_purchase_at=row["last_purchase_at"],
         goals=_goals_from_json(row["goals"] or {}),
+        referral=_referral_from_json(row["referral"]),
     )
 
 
@@ -208,6 +224,7 @@ def save_decision(
             last_event_at=after.last_event_at,
             last_purchase_at=after.last_purchase_at,
             **({"goals": _goals_to_json(after.goals.items())} if after.goals is not before.goals else {}),
+            **({"referral": _referral_to_json(after.referral)} if after.referral is not before.referral else {}),
             updated_at=now,
         )
     )
