@@ -9,11 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .builtins import BUILTIN_EVENT_TYPES, ENVELOPE_FIELDS, MEMBER_FIELDS, PERSONAL_FIELDS, REFERRAL_ATTRIBUTES, event_types
+from .builtins import (
+    BUILTIN_EVENT_TYPES,
+    ENVELOPE_FIELDS,
+    MEMBER_FIELDS,
+    PERSONAL_FIELDS,
+    REFERRAL_ATTRIBUTES,
+    event_types,
+)
 from .errors import SchemeError, format_path
 from .expr import Expr, Type, compile_expr, functions_for
 from .load import Loc, SourceMap
-from .models import Action, Award, Referrals, Deduct, GrantReward, IssueCoupon, Notify, Rule, Scheme, SetTier
+from .models import Action, Award, Deduct, GrantReward, IssueCoupon, Notify, Referrals, Rule, Scheme, SetTier
 
 _ATTRIBUTE_TYPES = {
     "int": Type.NUMBER,
