@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from perkflow.engine import Decision, Replay
 from perkflow.engine.simulate import member_view
+from perkflow.rules import loads
 
 from .helpers import program
 
@@ -164,3 +165,15 @@ def test_no_self_referral_or_loop_is_ever_rewarded_and_each_friend_rewards_one_r
         assert referred_by[referee] == reward.member_id != referee
         assert shop.replay.members[referee].referral.status == "rewarded"  # type: ignore[union-attr]
     assert len(rewards) == sum(1 for s in shop.replay.members.values() if s.referral is not None and s.referral.status == "rewarded")
+
+
+def test_the_referrer_s_event_is_a_type_of_the_scheme_s_own_that_declares_only_what_perkflow_sends():
+    def codes(text: str) -> list[str]:
+        return [e.code for e in loads(text, "x.yaml").errors]
+
+    assert codes(REFERRALS) == []
+    assert codes(REFERRALS.replace("reward_event: friend_joined", "reward_event: signup")) == ["unknown_event_type"]
+    assert codes(REFERRALS.replace("reward_event: friend_joined", "reward_event: friend_joind")) == ["unknown_event_type"]
+    extra = REFERRALS.replace("      first_order_amount: {type: money}", "      first_order_amount: {type: money}\n      store_name: {type: str}")
+    assert codes(extra) == ["referral_attribute"]
+    assert codes(REFERRALS.replace("event.amount >= 9900", "event.amount >=")) != []
