@@ -52,6 +52,10 @@ _INT64 = 2**63 - 1
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")  # PostgreSQL refuses NUL; UTF-8 cannot encode lone surrogates
 
 
+class _PeerChanged(Exception):
+    """The member was bound to a referrer between the unlocked look and the lock."""
+
+
 @dataclass(frozen=True)
 class Applied:
     status: int  # 201 when applied now, 200 for a retry or a dry run
@@ -172,8 +176,9 @@ class EventService:
         for _ in range(3):
             try:
                 return self._post_once(raw, digest, occurred_at, now, dry_run, source, audit, hold)
-            except IntegrityError:
-                # Another request created the same event or member first; the retry sees it.
+            except (IntegrityError, _PeerChanged):
+                # Another request created the same event or member first, or bound the member to a
+                # referrer after we looked: the retry sees it.
                 continue
         return conflict("busy", "the event could not be applied after retries; try again")
 
@@ -232,6 +237,11 @@ class EventService:
                     )
                 row = self._create_member(conn, event, program, now)
             state = load_state(conn, row, program, self._earning_ids(event))
+            if event.type == "purchase" and state.referral is not None and state.referral.status == "pending" and peer is None:
+                # bound since the unlocked look: start again to lock the referrer too, in key order
+                # (a referrer whose id is gone, erased under a pseudonym, is looked for and not found:
+                # the referee's side applies, the referrer's event is not made)
+                raise _PeerChanged
             state, _ = self._apply_due(conn, program, row["id"], state, event.occurred_at, now)
             referrer = load_state(conn, peer_row, program) if peer_row is not None and event.type == "signup" else None
             decision = self._decide(conn, program, state, event, referrer)

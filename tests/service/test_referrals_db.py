@@ -5,6 +5,7 @@ replay (`perkflow simulate`) ends, and a retry rewards nobody twice."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import select
@@ -71,3 +72,50 @@ def test_a_retried_first_purchase_rewards_the_referrer_once(service: Service, cl
     again = service.events.post(first)
     assert isinstance(again, Applied) and again.status == 200
     assert service.members.get(ADVOCATE) == before
+
+
+INVITE = """
+perkflow: 1
+id: invite
+name: Invite
+balances:
+  points: {}
+event_types:
+  friend_joined:
+    attributes:
+      referee: {type: str}
+      first_order_amount: {type: money}
+referrals:
+  reward_event: friend_joined
+  referee_then: [{award: {balance: points, amount: "100"}}]
+rules:
+  - id: earn
+    on: purchase
+    then: [{award: {balance: points, amount: "event.amount / 100"}}]
+  - id: friend-bonus
+    on: friend_joined
+    then: [{award: {balance: points, amount: "500"}}]
+"""
+
+
+def test_friends_first_purchases_at_once_and_the_referrer_s_own_each_add_up_exactly(service: Service, clock: Clock):
+    clock.set(END)
+    publish(service, INVITE)
+    friends = [f"f{n}" for n in range(6)]
+    at = "2026-06-01T10:00:00+08:00"
+    assert isinstance(service.events.post({"id": "s-ann", "type": "signup", "member_id": "ann", "occurred_at": at}), Applied)
+    for friend in friends:
+        signup = {"id": f"s-{friend}", "type": "signup", "member_id": friend, "occurred_at": at, "attributes": {"referral_code": "ann"}}
+        assert isinstance(service.events.post(signup), Applied)
+    later = "2026-06-02T10:00:00+08:00"
+    posts = [
+        {"id": f"p-{m}", "type": "purchase", "member_id": m, "occurred_at": later, "attributes": {"amount": 1000}}
+        for m in [*friends, "ann", "ann"]
+    ]
+    posts[-1]["id"] = "p-ann-2"
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(service.events.post, posts))
+    assert all(isinstance(r, Applied) and r.status == 201 for r in results), results
+    assert service.members.get("ann")["balances"]["points"] == 6 * 500 + 2 * 10  # type: ignore[index]
+    assert [service.members.get(f)["balances"]["points"] for f in friends] == [10 + 100] * 6  # type: ignore[index]
+    assert verify(service.engine, service.versions).clean
