@@ -219,6 +219,7 @@ FIELD_ZH: dict[str, str] = {
     "text": "文本", "require_approval": "需要审批", "award": "发放", "deduct": "扣减", "issue_coupon": "发券",
     "grant_reward": "发放奖励", "set_tier": "设置等级", "tag": "打标签", "untag": "移除标签", "notify": "通知",
     "achievements": "成就", "measure": "统计方式", "target": "目标", "repeat": "重复", "badge": "徽章",
+    "referrals": "邀请有礼", "qualify": "首单达标条件", "reward_event": "邀请人事件", "referee_then": "受邀好友奖励",
 }
 
 # The loader's error codes in operators' words; {message} is the loader's own English sentence.

@@ -33,6 +33,7 @@ TABS: list[tuple[str, list[str]]] = [
     ("rewards", ["rewards"]),
     ("campaigns", ["campaigns"]),
     ("achievements", ["achievements"]),
+    ("referrals", ["referrals"]),
     ("templates", ["templates"]),
 ]
 AUTOSAVE_SECONDS = 0.8

@@ -50,7 +50,17 @@ from .events import Event
 from .opening import OpeningRefused, read_opening
 from .payments import joint_refusal, refusal, split, worth
 from .program import CompiledAction, CompiledCounter, CompiledGoal, CompiledRule, Program
-from .state import UNTIL_EVENT, CounterState, Coupon, Earning, GoalState, Lot, MemberState, TierOverride
+from .state import (
+    UNTIL_EVENT,
+    CounterState,
+    Coupon,
+    Earning,
+    GoalState,
+    Lot,
+    MemberState,
+    Referral,
+    TierOverride,
+)
 
 _FAR = datetime.max.replace(tzinfo=UTC)
 _ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
@@ -90,6 +100,7 @@ class Effect:
     variables: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     of_event: str | None = None
     code: str | None = None  # coupon_issued: the coupon's code, if it has one
+    referrer: str | None = None  # referred, referral_qualified: the member who invited this one
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -294,6 +305,7 @@ class _Work:
     rewards: dict[str, int] | None = None
     earnings: dict[str, Earning] | None = None
     goals: dict[str, GoalState] | None = None
+    referral: Referral | None = field(init=False)
     tier: str | None = None
     tier_since: datetime | None = None
     tier_review_at: datetime | None = None
@@ -313,6 +325,7 @@ class _Work:
         self.day = self.at.astimezone(self.program.tz).date()
         self.lots = dict(self.state.lots)
         self.counters = self.state.counters
+        self.referral = self.state.referral
         s = self.state
         self.tier, self.tier_since, self.tier_review_at, self.grace_until = s.tier, s.tier_since, s.tier_review_at, s.grace_until
         self.tier_override = s.tier_override
@@ -626,6 +639,7 @@ class _Work:
             self.goals if self.goals is not None else s.goals,
             s.segment,
             s.segment_on,
+            self.referral,
         )
 
 
@@ -713,9 +727,12 @@ def evaluate(
     budgets: Mapping[str, int] | None = None,
     *,
     trace: bool = True,
+    referrer: MemberState | None = None,
 ) -> Decision:
     """Evaluate one event for one member. `budgets` holds the units already used of each budget
-    (coupon:<policy>, reward:<id>, campaign:<id>); missing keys count as unused."""
+    (coupon:<policy>, reward:<id>, campaign:<id>); missing keys count as unused. `referrer`: for a
+    signup carrying a `referral_code`, the state of the member that code names, None when no member
+    has it (the shell looks it up; the engine decides)."""
     work = _Work(program, state, event, budgets or _EMPTY, trace)
     try:
         _check_time(program, state, event)
@@ -732,7 +749,7 @@ def evaluate(
         elif event.type == "opening":
             _open(work, event)
         else:
-            _evaluate_event(program, work, event)
+            _evaluate_event(program, work, event, referrer)
     except _Refuse as refused:
         return Decision(event.id, event.type, state.member_id, program.version, (), (), state, _EMPTY, refused.rejection)
     _finish_notifications(program, work)
@@ -763,7 +780,7 @@ def _check_time(program: Program, state: MemberState, event: Event) -> None:
         )
 
 
-def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
+def _evaluate_event(program: Program, work: _Work, event: Event, referrer: MemberState | None) -> None:
     now = int(event.occurred_at.timestamp())
     data: dict[str, Any] = {"event": _event_names(event, now), "now": now}
     data["member"] = _member_names(program, work, program.reads_balances.get(event.type, True))
@@ -832,6 +849,13 @@ def _evaluate_event(program: Program, work: _Work, event: Event) -> None:
     # 4b. achievements the event moves
     if event.type in program.goals:
         _move_goals(program, work, program.goals[event.type], data)
+
+    # 4c. referrals: a signup binds the member to a referrer; the first purchase decides
+    if program.scheme.referrals is not None:
+        if event.type == "signup" and event.attributes.get("referral_code"):
+            _bind_referral(work, event, referrer)
+        elif event.type == "purchase" and work.referral is not None and work.referral.status == "pending":
+            _decide_referral(program, work, event, data)
 
     # 5. tier
     _reevaluate_tier(program, work, data)
@@ -1051,6 +1075,57 @@ def _move_goals(program: Program, work: _Work, goals: tuple[CompiledGoal, ...], 
             continue
         if work.tracing:
             work.trace.append(RuleTrace(name, "fired", "", detail=detail))
+
+
+def _bind_referral(work: _Work, event: Event, referrer: MemberState | None) -> None:
+    """Bind a new member to the member whose code the signup carries, or refuse the referral (never
+    the signup) with the reason in the trace: the code names no member, the member itself, a member
+    this one referred (a loop), or this member is already known (an earlier event, a purchase or a
+    referrer already)."""
+    code = str(event.attributes["referral_code"])
+    me = work.state
+    if code == me.member_id:
+        reason = "self_referral"
+    elif referrer is None or referrer.member_id != code:
+        reason = "unknown_code"
+    elif referrer.referral is not None and referrer.referral.referred_by == me.member_id:
+        reason = "referral_loop"
+    elif me.referral is not None or me.last_event_at is not None or me.last_purchase_at is not None:
+        reason = "referee_known"
+    else:
+        work.referral = Referral(code, work.at)
+        work.effects.append(Effect("referred", "referral:signup", referrer=code))
+        if work.tracing:
+            work.trace.append(RuleTrace("referral:signup", "fired", "", detail=f"invited by {code}"))
+        return
+    work.trace.append(RuleTrace("referral:signup", "skipped", reason, detail=f"code {code}"))
+
+
+def _decide_referral(program: Program, work: _Work, event: Event, data: dict[str, Any]) -> None:
+    """The referee's first purchase: when it meets `qualify`, the referee's actions run and the
+    `referral_qualified` effect tells the shell to give the referrer its event; otherwise the
+    referral ends unrewarded. Either way it is decided once."""
+    assert work.referral is not None
+    referrer = work.referral.referred_by
+    reason, detail = "", ""
+    try:
+        if program.referral_qualify is not None and not program.referral_qualify.fn(data):
+            reason, detail = "when_false", f"the first purchase does not qualify; invited by {referrer}"
+    except EvalError as exc:
+        reason, detail = "expression_error", str(exc)
+    if reason:
+        work.referral = replace(work.referral, status="unqualified", decided_by=event.id)
+        work.trace.append(RuleTrace("referral:purchase", "skipped", reason, detail=detail))
+        return
+    work.referral = replace(work.referral, status="rewarded", decided_by=event.id)
+    work.effects.append(Effect("referral_qualified", "referral:purchase", referrer=referrer))
+    try:
+        _run_actions(program, work, program.referee_then, "referral:purchase", data)
+    except _Skip as skip:
+        work.trace.append(RuleTrace("referral:purchase", "skipped", skip.reason, detail=f"qualified; the referee's actions: {skip.detail}"))
+        return
+    if work.tracing:
+        work.trace.append(RuleTrace("referral:purchase", "fired", "", detail=f"qualified; invited by {referrer}"))
 
 
 def _check_campaign(work: _Work, campaign: Any, data: dict[str, Any]) -> None:

@@ -92,4 +92,5 @@ def merge_states(program: Program, survivor: MemberState, absorbed: MemberState)
         },
         segment=survivor.segment,  # the survivor's stored segment until the next computation
         segment_on=survivor.segment_on,
+        referral=survivor.referral or absorbed.referral,  # who invited the survivor wins: one referrer a member
     )

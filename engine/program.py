@@ -200,6 +200,12 @@ class Program:
             for event_type in achievement.on:
                 self.goals[event_type] = self.goals.get(event_type, ()) + (goal,)
 
+        referrals = scheme.referrals
+        self.referral_qualify: Expr | None = exprs.get(("referrals", "qualify")) if referrals else None
+        self.referee_then: tuple[CompiledAction, ...] = (
+            tuple(_action(a, ("referrals", "referee_then", j), exprs, scheme) for j, a in enumerate(referrals.referee_then)) if referrals else ()
+        )
+
         rules: list[tuple[CompiledRule, frozenset[str] | None]] = []
         order = 0
         compiled_campaigns: list[CompiledCampaign] = []

@@ -17,6 +17,7 @@ from .calendar import EPOCH_ORDINAL
 from .evaluate import Decision, _counter_value, evaluate, goal_progress, next_due
 from .events import Event, parse_event
 from .program import Program
+from .referrals import code_owner, referral_code, referrer_event
 from .state import UNTIL_EVENT, CounterState, GoalState, MemberState, TierOverride, new_member
 
 
@@ -57,7 +58,9 @@ class Replay:
             )
         due: list[Decision] = []
         state = self._advance(state, event.occurred_at, due)
-        decision = evaluate(self.program, state, event, self.budgets, trace=self.trace)
+        code = event.attributes.get("referral_code") if event.type == "signup" else None
+        referrer = self.members.get(code_owner(code)) if isinstance(code, str) and code else None
+        decision = evaluate(self.program, state, event, self.budgets, trace=self.trace, referrer=referrer)
         if decision.rejection is not None:
             # As in the service, a refused event changes nothing, not even what fell due before
             # it: that is applied, and counted, with the member's next event or at the end.
@@ -71,6 +74,24 @@ class Replay:
         self.members[event.member_id] = decision.state
         if self.last_at is None or event.occurred_at > self.last_at:
             self.last_at = event.occurred_at
+        derived = referrer_event(self.program, decision, event)
+        if derived is not None:
+            self._reward_referrer(derived)
+
+    def _reward_referrer(self, event: Event) -> None:
+        """The referrer's event for a referee's qualifying first purchase, right after it, as the
+        service applies it in the purchase's transaction; counted with the system's events."""
+        state = self.members[event.member_id]  # bound at the signup, so the referrer is known
+        due: list[Decision] = []
+        state = self._advance(state, event.occurred_at, due)
+        decision = evaluate(self.program, state, event, self.budgets, trace=self.trace)
+        if decision.rejection is not None:
+            self.rejections.append({"event_id": event.id, "code": decision.rejection.code, "message": decision.rejection.message})
+            return
+        for done in [*due, decision]:
+            self.system += 1
+            self._record(done)
+        self.members[event.member_id] = decision.state
 
     def _advance(self, state: MemberState, until: datetime, done: list[Decision]) -> MemberState:
         while batch := next_due(self.program, state, until):
@@ -217,7 +238,17 @@ def member_view(program: Program, state: MemberState, at: datetime | None) -> di
         },
         "tags": sorted(state.tags),
         **({"achievements": achievements_view(program, state, at)} if program.goal_by_id else {}),
+        **({"referral": referral_view(state)} if program.scheme.referrals is not None else {}),
     }
+
+
+def referral_view(state: MemberState) -> dict[str, Any]:
+    """The member's referral code and, when invited, by whom and what became of it."""
+    out: dict[str, Any] = {"code": referral_code(state.member_id)}
+    if state.referral is not None:
+        out["referred_by"] = state.referral.referred_by
+        out["status"] = state.referral.status
+    return out
 
 
 def achievements_view(program: Program, state: MemberState, at: datetime | None) -> dict[str, Any]:

@@ -106,6 +106,17 @@ class GoalState:
 
 @quick_init
 @dataclass(frozen=True, slots=True)
+class Referral:
+    """Who invited the member (scheme `referrals:`) and what became of it."""
+
+    referred_by: str  # the referrer's member id (their referral code)
+    bound_at: datetime  # the signup that carried the code
+    status: str = "pending"  # pending until the first purchase; then rewarded or unqualified
+    decided_by: str = ""  # the first purchase's event id
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
 class MemberState:
     member_id: str
     joined_at: datetime
@@ -132,6 +143,7 @@ class MemberState:
     # (a simulation, or before the first run), so a segment audience cannot tell.
     segment: str | None = None
     segment_on: date | None = None
+    referral: Referral | None = None  # the member was invited by another (scheme `referrals:`)
 
     def balance(self, name: str) -> int:
         """The balance: its lots, pending ones included, less its debt."""

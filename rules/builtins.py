@@ -13,7 +13,14 @@ PAYING_ATTRIBUTES = {"count": "points_paid", "money": "stored_value_paid"}
 """The purchase attribute naming what the paying balance (`order_payment`) of each unit paid."""
 
 BUILTIN_EVENT_TYPES: dict[str, EventType] = {
-    "signup": EventType(description="A member joins."),
+    "signup": EventType(
+        description="A member joins.",
+        attributes={
+            "referral_code": Attribute(
+                type="str", required=False, description="The referral code (the member id) of the member who invited this one (scheme `referrals`)."
+            )
+        },
+    ),
     "purchase": EventType(
         description="A paid order.",
         attributes={
@@ -108,6 +115,9 @@ def event_types(scheme: Scheme) -> dict[str, EventType]:
                 attributes={**base.attributes, **declared.attributes},
             )
     return merged
+
+REFERRAL_ATTRIBUTES: dict[str, str] = {"referee": "str", "first_order_amount": "money"}
+"""The attributes of the event a referrer gets (scheme `referrals.reward_event`), with their types."""
 
 SYSTEM_EVENT_TYPES: dict[str, EventType] = {
     "adjustment": EventType(

@@ -9,11 +9,30 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .builtins import ENVELOPE_FIELDS, MEMBER_FIELDS, PERSONAL_FIELDS, event_types
+from .builtins import (
+    BUILTIN_EVENT_TYPES,
+    ENVELOPE_FIELDS,
+    MEMBER_FIELDS,
+    PERSONAL_FIELDS,
+    REFERRAL_ATTRIBUTES,
+    event_types,
+)
 from .errors import SchemeError, format_path
 from .expr import Expr, Type, compile_expr, functions_for
 from .load import Loc, SourceMap
-from .models import Action, Award, Campaign, Deduct, GrantReward, IssueCoupon, Notify, Rule, Scheme, SetTier
+from .models import (
+    Action,
+    Award,
+    Campaign,
+    Deduct,
+    GrantReward,
+    IssueCoupon,
+    Notify,
+    Referrals,
+    Rule,
+    Scheme,
+    SetTier,
+)
 
 _ATTRIBUTE_TYPES = {
     "int": Type.NUMBER,
@@ -125,6 +144,12 @@ def _expressions(scheme: Scheme) -> Iterator[tuple[Loc, str, dict[str, Type], Ty
             if achievement.of is not None:
                 yield ("achievements", achievement_id, "of"), achievement.of, env, Type.NUMBER
             yield from ((w, x, env, Type.NUMBER) for w, x in _action_amounts(achievement.then, ("achievements", achievement_id, "then")))
+    if scheme.referrals is not None:
+        # Read on the referee's first purchase, after its rules, like an achievement's.
+        env = {**base, **event_env(scheme, "purchase")}
+        if scheme.referrals.qualify is not None:
+            yield ("referrals", "qualify"), scheme.referrals.qualify, env, Type.BOOL
+        yield from ((w, x, env, Type.NUMBER) for w, x in _action_amounts(scheme.referrals.referee_then, ("referrals", "referee_then")))
     if scheme.tiers is not None:
         metric_env = {k: v for k, v in base.items() if not k.startswith(("tier.", "member.tier"))}
         if scheme.tiers.metric.expr is not None:
@@ -234,6 +259,22 @@ def _suggest(name: str, options: Iterator[str] | list[str]) -> str:
     return f" (known: {', '.join(options)})" if options else " (none is declared)"
 
 
+def _check_referrals(scheme: Scheme, referrals: Referrals, report: _Reporter) -> None:
+    """The referrer's event is the scheme's own type, and declares only what Perkflow sends with it."""
+    loc = ("referrals", "reward_event")
+    declared = scheme.event_types.get(referrals.reward_event)
+    if declared is None or referrals.reward_event in BUILTIN_EVENT_TYPES:
+        report.at(loc, "unknown_event_type", f"declare '{referrals.reward_event}' under event_types: the referrer's event is a type of the scheme's own")
+    else:
+        for name, attribute in declared.attributes.items():
+            if REFERRAL_ATTRIBUTES.get(name) != attribute.type:
+                report.at(
+                    ("event_types", referrals.reward_event, "attributes", name), "referral_attribute",
+                    f"the referrer's event carries only {', '.join(f'{k} ({v})' for k, v in REFERRAL_ATTRIBUTES.items())}",
+                )
+    _check_actions(scheme, referrals.referee_then, ("referrals", "referee_then"), report)
+
+
 def _check_actions(scheme: Scheme, actions: list[Action], loc: Loc, report: _Reporter) -> None:
     for i, action in enumerate(actions):
         here = (*loc, i)
@@ -300,6 +341,8 @@ def _check_references(scheme: Scheme, report: _Reporter) -> None:
                 report.at(("achievements", achievement_id, "on", i), "unknown_event_type", f"no event type '{event_type}'" + _suggest(event_type, list(known_types)))
         _check_actions(scheme, achievement.then, ("achievements", achievement_id, "then"), report)
     _check_groups(scheme, report)
+    if scheme.referrals is not None:
+        _check_referrals(scheme, scheme.referrals, report)
     for c, campaign in enumerate(scheme.campaigns):
         if campaign.budget is not None and campaign.budget.balance not in scheme.balances:
             report.at(("campaigns", c, "budget", "balance"), "unknown_balance", f"no balance '{campaign.budget.balance}'" + _suggest(campaign.budget.balance, list(scheme.balances)))

@@ -598,6 +598,19 @@ class Achievement(Model):
         return self
 
 
+class Referrals(Model):
+    """邀请有礼: a member's referral code is their member id. A signup carrying `referral_code` binds
+    the new member to the referrer; the referee's first purchase decides: when it meets `qualify`,
+    the referee gets `referee_then` and the referrer gets a `reward_event` event made by Perkflow
+    (id `referral:<referee>`), which the scheme's rules reward, with their caps per period."""
+
+    qualify: Expr | None = Field(None, description="The referee's first purchase rewards both sides when this is true (event.amount >= 9900).")
+    reward_event: Name = Field(
+        description="The event type the referrer gets, with attributes referee (the friend's member id) and first_order_amount."
+    )
+    referee_then: list[Action] = Field(default_factory=list, description="What the referee gets for a qualifying first purchase.")
+
+
 # --- coupons and rewards -----------------------------------------------------------------------
 
 
@@ -841,6 +854,7 @@ class Scheme(Model):
         default_factory=dict,
         description="Evaluation groups by id: rules and campaigns that name a group compete under its policy.",
     )
+    referrals: Referrals | None = Field(None, description="邀请有礼: a friend's qualifying first purchase rewards both sides.")
     templates: dict[Id, Template] = Field(default_factory=dict)
     inactivity: Inactivity | None = Field(
         None, description="Whether the runtime sends an inactivity event, once per spell without a purchase."

@@ -155,6 +155,7 @@ members = Table(
     Column("locale", String(16), nullable=True),  # 0004: the language of notifications (en, zh-CN)
     Column("goals", Json, nullable=True),  # 0009: progress towards achievements; none is no progress
     Column("tier_override", Json, nullable=True),  # 0010: {kind, tier, reason, set_at, until, before} set by staff
+    Column("referral", Json, nullable=True),  # 0015: who invited the member and what became of it; none: not invited
     Index(None, "birthday_month", "birthday_day"),
     Index(None, "home_store"),
     Index(None, "joined_at"),  # 0008: cohorts

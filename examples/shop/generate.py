@@ -79,6 +79,12 @@ POSTER_STORY: list[tuple[datetime, str, str, dict[str, Any]]] = [
     (datetime(2026, 6, 11, 9, 0, tzinfo=TZ), POSTER[3], "code_claim", {"code": POSTER_CODES[4], "policy": "poster-20"}),
     (datetime(2026, 6, 11, 9, 1, tzinfo=TZ), POSTER[0], "code_claim", {"code": POSTER_CODES[5], "policy": "poster-20"}),
 ]
+REFUSED_REFERRALS: list[tuple[datetime, str, str]] = [
+    # two late signups whose codes are refused (the signups themselves are not): their own code, and
+    # a code no member has
+    (datetime(2026, 6, 25, 20, 0, tzinfo=TZ), "nv-30069", "nv-30069"),
+    (datetime(2026, 6, 25, 20, 5, tzinfo=TZ), "nv-30070", "nv-39999"),
+]
 BULK_STORY: list[tuple[datetime, str, dict[str, Any]]] = [
     (datetime(2026, 6, 1, 9, 30, tzinfo=TZ), "signup", {}),
     (datetime(2026, 6, 2, 11, 0, tzinfo=TZ), "purchase", {"amount": 5 * TV}),  # 16,495 points: 10,000 a day
@@ -159,11 +165,15 @@ class Shop:
             self.stream.later(at, self.bulk, kind, attributes)
         for at, member_id, kind, attributes in POSTER_STORY:
             self.stream.later(at, self.poster, member_id, kind, attributes)
+        for at, member_id, code in REFUSED_REFERRALS:
+            self.stream.later(at, self.poster, member_id, "signup", {"referral_code": code})
 
     # --- what members do -----------------------------------------------------------------------
 
     def signup(self, at: datetime, member: dict[str, Any]) -> None:
-        self.stream.emit("signup", member["id"], at, member["channel"])
+        # An invited friend signs up with the inviter's referral code (the inviter's member id).
+        invited = {"referral_code": member["referred_by"]} if member["referred_by"] else {}
+        self.stream.emit("signup", member["id"], at, member["channel"], **invited)
 
     def basket(self, member: dict[str, Any]) -> list[str]:
         rnd = member["rnd"]
@@ -220,12 +230,6 @@ class Shop:
             }
         event = self.stream.emit("purchase", member_id, at, member["channel"], **attributes)
         member["orders"] += 1
-        if member["orders"] == 1 and member["referred_by"]:
-            # Delivered three days later: the shop tells the engine the referral is complete.
-            referrer = self.members[member["referred_by"]]
-            self.stream.later(
-                at + timedelta(days=3), self.referral, referrer, member, event["attributes"]["amount"]
-            )
         paid = event["attributes"]["amount"]
         returned_at: datetime | None = None
         if member_id == DEBTOR and "SMART-TV-55" in lines:
@@ -261,11 +265,6 @@ class Shop:
         refused = {r["event_id"] for r in self.stream.replay.rejections}
         if kind == "purchase" and event["id"] not in refused:
             self.deliver(at, event, None)
-
-    def referral(self, at: datetime, referrer: dict[str, Any], friend: dict[str, Any], amount: int) -> None:
-        self.stream.emit(
-            "referral_completed", referrer["id"], at, "shop", referee=friend["id"], first_order_amount=amount
-        )
 
     def flash_sale(self, at: datetime) -> Iterator[timedelta]:
         """At 10:00 on 20 May a dozen members ask for the limited voucher within a minute."""

@@ -129,7 +129,7 @@ OPERATIONS = (
     Op(
         "get",
         "/members/{member_id}",
-        "A member: balances, lots, tier, coupons, counters, achievements (no personal data)",
+        "A member: balances, lots, tier, coupons, counters, achievements, referral code (no personal data)",
         "members",
         "members:read",
         None,

@@ -289,6 +289,16 @@ class AchievementOut(BaseModel):
     badge: str | None = Field(None, description="The badge (a tag) the completion gave, once completed")
 
 
+class ReferralOut(Reply):
+    """A member's referral code and, when another member invited them, by whom and with what outcome."""
+
+    code: str = Field(description="The member's referral code (the member id): a signup's referral_code names it")
+    referred_by: str | None = Field(None, description="The member whose code the member's signup carried")
+    status: str | None = Field(
+        None, description="pending until the first purchase; rewarded when it qualified, unqualified when it did not"
+    )
+
+
 class MemberOut(Reply):
     """A member's state. Personal data (phone, email, name, birthday) is never returned."""
 
@@ -310,6 +320,7 @@ class MemberOut(Reply):
     achievements: dict[str, AchievementOut] | None = Field(
         None, description="Each achievement of the scheme in force (absent when it declares none)"
     )
+    referral: ReferralOut | None = Field(None, description="The referral code and who invited the member (absent when the scheme has no referrals)")
     merged_into: str | None = None
 
 

@@ -35,6 +35,7 @@ from perkflow.engine import (
 from perkflow.engine.evaluate import next_due
 from perkflow.engine.events import parse_instant
 from perkflow.engine.exposure import campaign_groups, campaign_rules
+from perkflow.engine.referrals import code_owner, referrer_event
 from perkflow.rules.builtins import SYSTEM_EVENT_TYPES
 from perkflow.storage import tables as t
 
@@ -63,6 +64,10 @@ _CLAIM = (
     .values(used=t.budgets.c.used + bindparam("units"))
 )
 _INSERT_EVENT = insert(t.events)
+
+
+class _PeerChanged(Exception):
+    """The member was bound to a referrer between the unlocked look and the lock."""
 
 
 @dataclass(frozen=True)
@@ -185,8 +190,9 @@ class EventService:
         for _ in range(3):
             try:
                 return self._post_once(raw, digest, occurred_at, now, dry_run, source, audit, hold)
-            except IntegrityError:
-                # Another request created the same event or member first; the retry sees it.
+            except (IntegrityError, _PeerChanged):
+                # Another request created the same event or member first, or bound the member to a
+                # referrer after we looked: the retry sees it.
                 continue
         return conflict("busy", "the event could not be applied after retries; try again")
 
@@ -234,7 +240,8 @@ class EventService:
             event, errors = parse_event(raw, program.event_types)
             if event is None:
                 return _event_problems(errors)
-            row = self._member_row(conn, event.member_id)
+            peer = self._referral_peer(conn, program, event)
+            row, peer_row = self._lock_members(conn, event.member_id, peer)
             if row is None:
                 if event.type != "signup" and not program.scheme.auto_enroll:
                     return invalid(
@@ -248,8 +255,14 @@ class EventService:
                 conn.rollback()
                 return refused
             state = load_state(conn, row, program, self._earning_ids(event))
+            if event.type == "purchase" and state.referral is not None and state.referral.status == "pending" and peer is None:
+                # bound since the unlocked look: start again to lock the referrer too, in key order
+                # (a referrer whose id is gone, erased under a pseudonym, is looked for and not found:
+                # the referee's side applies, the referrer's event is not made)
+                raise _PeerChanged
             state, _ = self._apply_due(conn, program, row["id"], state, event.occurred_at, now)
-            decision = self._decide(conn, program, state, event)
+            referrer = load_state(conn, peer_row, program) if peer_row is not None and event.type == "signup" else None
+            decision = self._decide(conn, program, state, event, referrer)
             if decision.rejection is not None:
                 conn.rollback()
                 r = decision.rejection
@@ -272,6 +285,9 @@ class EventService:
             self._store(conn, program, row["id"], state, decision, event, raw, digest, body, now, source)
             if captured:
                 held.mark_captured(conn, captured, event.id, now)
+            derived = referrer_event(program, decision, event)
+            if derived is not None and peer_row is not None:
+                self._reward_referrer(conn, program, peer_row, derived, now)
             if audit is not None:
                 record(conn, now, *audit)
             return Applied(201, body)
@@ -311,6 +327,55 @@ class EventService:
 
     def _member_row(self, conn: Connection, external_id: str) -> RowMapping | None:
         return member_row(conn, external_id, lock=True)
+
+    @staticmethod
+    def _referral_peer(conn: Connection, program: Program, event: Event) -> str | None:
+        """The other member an event may change or read: the member a signup's referral code names,
+        or the referrer of a member whose first purchase is still to decide the referral."""
+        if program.scheme.referrals is None:
+            return None
+        if event.type == "signup":
+            code = event.attributes.get("referral_code")
+            return code_owner(code) if isinstance(code, str) and code and code != event.member_id else None
+        if event.type == "purchase":
+            found = member_row(conn, event.member_id)
+            referral = found["referral"] if found is not None else None
+            if referral and referral.get("status") == "pending":
+                return str(referral["referred_by"])
+        return None
+
+    def _lock_members(self, conn: Connection, external_id: str, peer: str | None) -> tuple[RowMapping | None, RowMapping | None]:
+        """The event's member row and the peer's, locked in the order of their primary keys so that
+        two members' events that touch each other cannot deadlock."""
+        if peer is None:
+            return self._member_row(conn, external_id), None
+        mine, theirs = member_row(conn, external_id), member_row(conn, peer)
+        if theirs is None:
+            return self._member_row(conn, external_id), None
+        if mine is None or theirs["id"] < mine["id"]:
+            peer_row = self._member_row(conn, peer)
+            return self._member_row(conn, external_id), peer_row
+        row = self._member_row(conn, external_id)
+        return row, self._member_row(conn, peer)
+
+    def _reward_referrer(self, conn: Connection, program: Program, peer_row: RowMapping, event: Event, now: datetime) -> None:
+        """The referrer's event for a referee's qualifying first purchase, in the purchase's
+        transaction (the referrer's row is locked): its due events first, then the event, stored
+        under its deterministic id; a refusal (an event older than the referrer's latest beyond the
+        scheme's limit) stores nothing, as in `perkflow simulate`."""
+        if conn.execute(select(t.events.c.id).where(t.events.c.id == event.id)).first() is not None:
+            return
+        state = load_state(conn, peer_row, program)
+        state, _ = self._apply_due(conn, program, peer_row["id"], state, event.occurred_at, now)
+        decision = self._decide(conn, program, state, event)
+        if decision.rejection is not None:
+            return
+        raw = {
+            "id": event.id, "type": event.type, "member_id": event.member_id, "occurred_at": event.occurred_at.isoformat(),
+            "store": event.store, "channel": event.channel, "attributes": dict(event.attributes),
+        }
+        body = response_body(program, decision, event)
+        self._store(conn, program, peer_row["id"], state, decision, event, raw, body_hash(raw), body, now, "referral")
 
     def _create_member(self, conn: Connection, event: Event, program: Program, now: datetime) -> RowMapping:
         conn.execute(
@@ -373,18 +438,19 @@ class EventService:
                 applied += 1
         return state, applied
 
-    def _decide(self, conn: Connection, program: Program, state: MemberState, event: Event) -> Decision:
+    def _decide(self, conn: Connection, program: Program, state: MemberState, event: Event, referrer: MemberState | None = None) -> Decision:
         rows = conn.execute(_BUDGETS).all()
         used = {r.key: r.used for r in rows}
         limits = {r.key: r.limit for r in rows}
         for _ in range(BUDGET_RETRIES):
-            decision = evaluate(program, state, event, used)
+            decision = evaluate(program, state, event, used, referrer=referrer)
             spent = self._claim(conn, decision.budget_uses, decision.budget_limits, limits)
             if spent is None:
                 return decision
             # Someone else used it up since the snapshot: mark it spent and decide again.
             used[spent] = limits.get(spent, decision.budget_limits.get(spent, 0))
-        return evaluate(program, state, event, {**used, **{k: limits.get(k, decision.budget_limits.get(k, 0)) for k in decision.budget_uses}})
+        spent_all = {**used, **{k: limits.get(k, decision.budget_limits.get(k, 0)) for k in decision.budget_uses}}
+        return evaluate(program, state, event, spent_all, referrer=referrer)
 
     @staticmethod
     def _claim(conn: Connection, uses: Mapping[str, int], new_limits: Mapping[str, int], known: Mapping[str, int]) -> str | None:

@@ -23,7 +23,7 @@ from perkflow.storage import tables as t
 
 from .audit import record
 from .problems import FieldError, Problem, conflict, invalid, not_found
-from .state_store import _counters_to_json, _goals_to_json, load_state
+from .state_store import _counters_to_json, _goals_to_json, _referral_to_json, load_state
 from .versions import Versions
 
 
@@ -119,6 +119,7 @@ def _move(
                 caps={k: list(v) for k, v in merged.caps.items()},
                 rewards=dict(merged.rewards),
                 goals=_goals_to_json(merged.goals.items()),
+                referral=_referral_to_json(merged.referral),
                 last_event_at=merged.last_event_at,
                 updated_at=now,
             )

@@ -22,11 +22,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
-from perkflow.engine import Decision, MemberState, Program, evaluate, next_due, parse_event
+from perkflow.engine import Decision, Event, MemberState, Program, evaluate, next_due, parse_event
+from perkflow.engine.referrals import code_owner
 from perkflow.engine.state import GoalState, new_member
 from perkflow.storage import tables as t
 
-from .state_store import _goals_from_json
+from .state_store import _goals_from_json, _referral_from_json
 from .versions import Versions
 
 MERGE_KINDS = ("merge_in", "merge_out")
@@ -86,6 +87,7 @@ def verify(engine: Engine, versions: Versions) -> Outcome:
         outcome.unchecked = sorted(f"{rows[pk]['external_id']}: took part in a merge" for pk in merged if pk in rows)
         system = _system_events(conn)
         members: dict[int, _Member] = {}
+        by_external = {r["external_id"]: pk for pk, r in rows.items()}
         refused: dict[int, list[str]] = {}
         used: dict[str, int] = {}
         for row in _posted_events(conn):
@@ -102,7 +104,7 @@ def verify(engine: Engine, versions: Versions) -> Outcome:
                 member = members[row.member_id] = _start(rows[row.member_id], program)
             member.program = program
             outcome.events += _advance(member, system, programs, event.occurred_at, used) + 1
-            decision = evaluate(program, member.state, event, used)
+            decision = evaluate(program, member.state, event, used, referrer=_referrer(event, members, by_external))
             if decision.rejection is not None:
                 member.refused.append(f"event {row.id}: the replay refuses it ({decision.rejection.code})")
                 continue
@@ -131,6 +133,16 @@ def verify(engine: Engine, versions: Versions) -> Outcome:
                 outcome.budgets.append(f"budget {key}: database used {stored}, replay {used.get(key, 0)}")
     outcome.mismatches.sort(key=lambda m: m.member_id)
     return outcome
+
+
+def _referrer(event: Event, members: dict[int, _Member], by_external: dict[str, int]) -> MemberState | None:
+    """The state, at this point of the replay, of the member a signup's referral code names. The
+    referrer's own event (source `referral`) is stored, so it is replayed as posted, not derived."""
+    code = event.attributes.get("referral_code") if event.type == "signup" else None
+    if not isinstance(code, str) or not code:
+        return None
+    found = members.get(by_external.get(code_owner(code), -1))
+    return found.state if found is not None else None
 
 
 def _posted_events(conn: Connection) -> Iterator[Any]:
@@ -190,6 +202,9 @@ def _compare(conn: Connection, member: _Member, row: Any, system: dict[str, tupl
     state = member.state
     if state.tier != row["tier"]:
         out.append(f"tier: database {row['tier']}, replay {state.tier}")
+    held_referral = _referral_from_json(row["referral"])
+    if held_referral != state.referral:
+        out.append(f"referral: database {held_referral}, replay {state.referral}")
     held_goals = _goals_from_json(row["goals"] or {})
     for goal_id in sorted(set(held_goals) | set(state.goals)):
         if held_goals.get(goal_id, GoalState()) != state.goals.get(goal_id, GoalState()):

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from perkflow.engine import Decision, Lot, MemberState, Program
 from perkflow.engine.evaluate import lot_order
-from perkflow.engine.state import CounterState, Coupon, Earning, GoalState, TierOverride
+from perkflow.engine.state import CounterState, Coupon, Earning, GoalState, Referral, TierOverride
 from perkflow.storage import tables as t
 
 _LOTS = select(t.lots).where(t.lots.c.member_id == bindparam("member_pk"), t.lots.c.amount > 0)
@@ -104,6 +104,21 @@ def _goals_from_json(data: dict[str, Any]) -> dict[str, GoalState]:
             earned_at=datetime.fromisoformat(g["earned_at"]) if g.get("earned_at") else None,
         )
         for goal_id, g in data.items()
+    }
+
+
+def _referral_from_json(data: dict[str, Any] | None) -> Referral | None:
+    if not data:
+        return None
+    return Referral(data["referred_by"], datetime.fromisoformat(data["bound_at"]), data["status"], data.get("decided_by", ""))
+
+
+def _referral_to_json(referral: Referral | None) -> dict[str, Any] | None:
+    if referral is None:
+        return None
+    return {
+        "referred_by": referral.referred_by, "bound_at": referral.bound_at.isoformat(), "status": referral.status,
+        "decided_by": referral.decided_by,
     }
 
 
@@ -198,6 +213,7 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
         goals=_goals_from_json(row["goals"] or {}),
         segment=segment,
         segment_on=segment_on,
+        referral=_referral_from_json(row["referral"]),
     )
 
 
@@ -289,6 +305,7 @@ def save_decision(
             "last_purchase_at": after.last_purchase_at,
             "updated_at": now,
             **({"goals": _goals_to_json(after.goals.items())} if after.goals is not before.goals else {}),
+            **({"referral": _referral_to_json(after.referral)} if after.referral is not before.referral else {}),
         },
     )
 

@@ -272,3 +272,37 @@ achievements:
         ProgressOut.model_validate(items)
         [need] = [i for i in items["items"] if i["kind"] == "achievement"]
         assert (need["met"], need["reason"], need["text"]["en"]) == (True, "completed", "Regular is done this month")
+
+
+def test_a_member_shows_their_referral_code_and_who_invited_them_and_the_referrer_s_event_can_be_read(
+    app: Starlette, keys: Keys, service: Service, clock: Clock
+):
+    referrals = """event_types:
+  friend_joined:
+    attributes:
+      referee: {type: str}
+      first_order_amount: {type: money}
+referrals:
+  qualify: event.amount >= 3000
+  reward_event: friend_joined
+rules:
+  - id: friend-bonus
+    on: friend_joined
+    then: [{award: {balance: points, amount: "500"}}]
+"""
+    publish(service, SCHEME.replace("rules:\n", referrals, 1))
+    clock.set("2026-11-22T12:00:00+00:00")
+    with TestClient(app) as client:
+        for n, (member, attributes) in enumerate([("m1", {}), ("m2", {"referral_code": "m1"})]):
+            signup = event(f"s-{n}", type="signup", member_id=member, attributes=attributes, occurred_at="2026-11-21T09:00:00+08:00")
+            assert client.post("/api/v1/events", json=signup, headers=bearer(keys.all)).status_code == 201
+        done = client.post("/api/v1/events", json=event("pos-1", member_id="m2", occurred_at="2026-11-21T10:00:00+08:00"), headers=bearer(keys.all))
+        assert done.status_code == 201, done.text
+        assert {"kind": "referral_qualified", "rule": "referral:purchase", "referrer": "m1"} in done.json()["effects"]
+        invited = client.get("/api/v1/members/m2", headers=bearer(keys.reader)).json()
+        MemberOut.model_validate(invited)
+        assert invited["referral"] == {"code": "m2", "referred_by": "m1", "status": "rewarded"}
+        referrer = client.get("/api/v1/members/m1", headers=bearer(keys.reader)).json()
+        assert referrer["referral"] == {"code": "m1"} and referrer["balances"]["points"] == 500
+        made = client.get("/api/v1/events/referral:m2", headers=bearer(keys.all)).json()
+        assert (made["source"], made["event"]["attributes"]) == ("referral", {"referee": "m2", "first_order_amount": 3500})

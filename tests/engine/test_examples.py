@@ -631,7 +631,10 @@ def shop_model() -> dict[str, Any]:
     earned: dict[str, tuple[int, int]] = {}
     refunded: Counter[str] = Counter()
     welcomed: list[str] = []
-    referrals: Counter[tuple[str, str]] = Counter()
+    referrals: Counter[tuple[str, str]] = Counter()  # friends rewarded per (referrer, local month)
+    invited: dict[str, dict[str, str]] = {}  # referee -> {referred_by, status}
+    refused_codes: Counter[str] = Counter()
+    seen: set[str] = set()
     rules: dict[str, Counter[str]] = defaultdict(Counter)
     granted: Counter[str] = Counter()
     refusals: list[tuple[str, str]] = []
@@ -656,6 +659,17 @@ def shop_model() -> dict[str, Any]:
             if len(welcomed) < WELCOME_BUDGET:
                 welcomed.append(member)
                 policy_of[f"{event['id']}#c1"] = "welcome-30"
+            code = a.get("referral_code")
+            if code == member:
+                refused_codes["self_referral"] += 1
+            elif code is not None and code not in seen:
+                refused_codes["unknown_code"] += 1
+            elif code is not None and invited.get(code, {}).get("referred_by") == member:
+                refused_codes["referral_loop"] += 1
+            elif code is not None and (member in seen or member in invited):
+                refused_codes["referee_known"] += 1
+            elif code is not None:
+                invited[member] = {"referred_by": code, "status": "pending"}
         elif kind == "purchase":
             listed = [policy_of[c] for c in a.get("coupons", [])]
             kinds = Counter(listed)
@@ -675,22 +689,29 @@ def shop_model() -> dict[str, Any]:
                     refusals.append((event["id"], "order_payment_limit"))
                     continue
                 points[member] -= paid
-            units = award(member, local(event).date(), a["amount"] // 100)
+            day = local(event).date()
+            units = award(member, day, a["amount"] // 100)
+            friend = invited.get(member)
+            if friend is not None and friend["status"] == "pending":
+                # The first order decides: of ¥99 or more, 200 points for the friend (part of what
+                # the order earned, so a return takes them back in proportion) and a referral event
+                # for the referrer, capped at three friends a local month.
+                friend["status"] = "rewarded" if a["amount"] >= 9900 else "unqualified"
+                if friend["status"] == "rewarded":
+                    units += award(member, day, 200)
+                    referrer, month = friend["referred_by"], local(event).strftime("%Y-%m")
+                    if referrals[(referrer, month)] >= 3:
+                        rules["referral-bonus"]["skipped:cap_reached"] += 1
+                    else:
+                        referrals[(referrer, month)] += 1
+                        award(referrer, day, 500)
+                        rules["referral-bonus"]["fired"] += 1
+                    lowest[referrer] = min(lowest[referrer], points[referrer])
             earned[event["id"]] = (a["amount"], units)
         elif kind == "refund":
             amount, units = earned[a["original_event_id"]]
             points[member] -= clawback(units, amount, refunded[a["original_event_id"]], a["amount"])
             refunded[a["original_event_id"]] += a["amount"]
-        elif kind == "referral_completed":
-            month = local(event).strftime("%Y-%m")
-            if referrals[(member, month)] >= 3:  # the cap is checked before the condition
-                rules["referral-bonus"]["skipped:cap_reached"] += 1
-            elif a["first_order_amount"] >= 9900:
-                referrals[(member, month)] += 1
-                award(member, local(event).date(), 500)
-                rules["referral-bonus"]["fired"] += 1
-            else:
-                rules["referral-bonus"]["skipped:when_false"] += 1
         elif kind == "code_claim":
             day = local(event).date()
             if posters_by[member] >= 1:  # the member's cap is checked before the day's budget
@@ -711,6 +732,7 @@ def shop_model() -> dict[str, Any]:
                 granted[a["reward"]] += 1
                 policy_of[f"{event['id']}#c1"] = SHOP_REWARD_COUPONS[a["reward"]]
         lowest[member] = min(lowest[member], points[member])
+        seen.add(member)
     signups = sum(1 for e in events("shop") if e["type"] == "signup")
     return {
         "points": points,
@@ -723,6 +745,8 @@ def shop_model() -> dict[str, Any]:
         "cut": cut,
         "posters": posters_on,
         "redeemed": redeemed,
+        "invited": invited,
+        "refused_codes": refused_codes,
     }
 
 
@@ -780,7 +804,28 @@ def test_a_member_who_spent_the_points_of_a_returned_tv_owes_them_until_later_or
 def test_a_friend_s_first_order_of_99_yuan_pays_500_points_for_at_most_three_friends_a_month():
     model = shop_model()
     assert rule_counts("shop", "referral-bonus") == dict(sorted(model["rules"]["referral-bonus"].items()))
-    assert model["rules"]["referral-bonus"]["skipped:cap_reached"] == 2  # nv-30004's five friends in March
+    # nv-30004's five friends in March: two over the cap (and one more referrer's fourth friend)
+    assert model["rules"]["referral-bonus"]["skipped:cap_reached"] == 3
+    assert sum(1 for e in events("shop") if e["type"] == "referral_completed") == 0  # Perkflow makes them
+
+
+def test_a_friend_signs_up_with_a_referral_code_and_the_first_order_decides_for_both_sides():
+    model = shop_model()
+    view = report("shop")["members"]
+    for member, state in view.items():
+        friend = model["invited"].get(member)
+        expected = {"code": member, **(friend or {})}
+        assert state["referral"] == expected, member
+    statuses = Counter(f["status"] for f in model["invited"].values())
+    assert statuses["rewarded"] > 0 and statuses["unqualified"] > 0
+    assert rule_counts("shop", "referral:purchase") == {
+        "fired": statuses["rewarded"], "skipped:when_false": statuses["unqualified"],
+    }
+    # the signups with their own code and with a code no member has: refused, the signups applied
+    assert model["refused_codes"] == {"self_referral": 1, "unknown_code": 1}
+    assert rule_counts("shop", "referral:signup") == {
+        "fired": len(model["invited"]), **{f"skipped:{k}": v for k, v in sorted(model["refused_codes"].items())},
+    }
 
 
 def test_the_limited_voucher_sells_out_after_five_and_later_requests_are_refused():
