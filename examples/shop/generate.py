@@ -85,6 +85,17 @@ REFUSED_REFERRALS: list[tuple[datetime, str, str]] = [
     (datetime(2026, 6, 25, 20, 0, tzinfo=TZ), "nv-30069", "nv-30069"),
     (datetime(2026, 6, 25, 20, 5, tzinfo=TZ), "nv-30070", "nv-39999"),
 ]
+LAPSED = "nv-30061"  # reaches Silver in March with one large order, then orders little
+# 2 March: three pairs of earbuds as gifts, ordered by phone and confirmed by phone on 5 March (an id
+# series of its own, so the app's, the web's and the warehouse's ids stay as they were): Silver is
+# reached that day, and at the term's end on 5 June the member's recent orders are short of 600.
+LAPSED_STORY: list[tuple[datetime, str, dict[str, Any]]] = [
+    (datetime(2026, 3, 2, 19, 30, tzinfo=TZ), "purchase", {
+        "amount": 3 * EARBUDS,
+        "items": [{"sku": "EARBUDS", "category": "electronics", "quantity": 3, "amount": 3 * EARBUDS}],
+    }),
+    (datetime(2026, 3, 5, 11, 0, tzinfo=TZ), "order_completed", {"channel": "shop", "original_event_id": "hotline-000001"}),
+]
 BULK_STORY: list[tuple[datetime, str, dict[str, Any]]] = [
     (datetime(2026, 6, 1, 9, 30, tzinfo=TZ), "signup", {}),
     (datetime(2026, 6, 2, 11, 0, tzinfo=TZ), "purchase", {"amount": 5 * TV}),  # 16,495 points: 10,000 a day
@@ -165,6 +176,8 @@ class Shop:
             self.stream.later(at, self.bulk, kind, attributes)
         for at, member_id, kind, attributes in POSTER_STORY:
             self.stream.later(at, self.poster, member_id, kind, attributes)
+        for at, kind, attributes in LAPSED_STORY:
+            self.stream.later(at, self.hotline, LAPSED, kind, attributes)
         for at, member_id, code in REFUSED_REFERRALS:
             self.stream.later(at, self.poster, member_id, "signup", {"referral_code": code})
 
@@ -259,6 +272,9 @@ class Shop:
 
     def poster(self, at: datetime, member_id: str, kind: str, attributes: dict[str, Any]) -> None:
         self.stream.emit(kind, member_id, at, "app", **attributes)
+
+    def hotline(self, at: datetime, member_id: str, kind: str, attributes: dict[str, Any]) -> None:
+        self.stream.emit(kind, member_id, at, "hotline", **attributes)
 
     def bulk(self, at: datetime, kind: str, attributes: dict[str, Any]) -> None:
         event = self.stream.emit(kind, BULK, at, "web", **attributes)
