@@ -297,8 +297,7 @@ events = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
     Index(None, "member_id", "occurred_at"),
     Index(None, "occurred_at"),
-    # 0008, widened in 0013: purchases by period (retention, RFM) read from the index alone
-    Index(None, "type", "occurred_at", "member_id", "id"),
+    Index(None, "type", "occurred_at"),  # 0008: purchases by period (retention, RFM)
 )
 
 tier_history = Table(
