@@ -746,7 +746,7 @@ def evaluate(
         elif event.type == "tier_override":
             _set_override(work, event)
         elif event.type == "tier_override_end":
-            _end_override(work)
+            _end_override(work, event)
         elif event.type == "opening":
             _open(work, event)
         else:
@@ -1646,11 +1646,12 @@ def _set_override(work: _Work, event: Event) -> None:
         work.change_tier(held, "override", None)
 
 
-def _end_override(work: _Work) -> None:
+def _end_override(work: _Work, event: Event) -> None:
     """The override ends: an override that moved the tier (or under which it moved) is followed by
     a 保级 review of the tier held, whatever the downgrade kind, since that tier was given, not
-    earned; one that never moved it leaves it to its own rules. An upgrade the metric reaches
-    applies with the next event, as after any time-driven event."""
+    earned; one that never moved it leaves it to its own rules. Then an upgrade the override held
+    back applies at once (with its on_reach actions), as upgrades are immediate: staff who end a
+    hold expect the member back at the tier the metric earns, not at the next purchase."""
     program = work.program
     override = work.tier_override
     if override is None:
@@ -1662,17 +1663,20 @@ def _end_override(work: _Work) -> None:
     if tiers is None or work.tier is None or work.tier not in program.rank:
         work.trace.append(RuleTrace("tier_override", "fired", "ended", detail=detail))
         return
-    data = {"member": _member_names(program, work, True), "counters": {}, "now": int(work.at.timestamp())}
+    now = int(work.at.timestamp())
+    data: dict[str, Any] = {"event": _event_names(event, now), "now": now, "campaign": _EMPTY, "counters": {}}
+    data["member"] = _member_names(program, work, True)
+    data["tier"] = program.tier_names.get(work.tier, {})
     value = _metric(program, work, data)
     work.trace.append(RuleTrace("tier_override", "fired", "ended", {"metric": value}, detail))
-    if work.tier == override.before:
-        return
-    current = program.rank[work.tier]
-    keep = current
-    while keep > 0 and value < (program.levels[keep].retain if program.levels[keep].retain is not None else program.levels[keep].threshold):
-        keep -= 1
-    if keep < current:
-        work.change_tier(program.levels[keep].id, "override_end", None)
+    if work.tier != override.before:
+        current = program.rank[work.tier]
+        keep = current
+        while keep > 0 and value < (program.levels[keep].retain if program.levels[keep].retain is not None else program.levels[keep].threshold):
+            keep -= 1
+        if keep < current:
+            work.change_tier(program.levels[keep].id, "override_end", None)
+    _reevaluate_tier(program, work, data)
 
 
 def next_review(program: Program, at: datetime) -> datetime | None:

@@ -51,6 +51,7 @@ class Stream:
         member: str,
         at: datetime,
         system: str,
+        /,  # so that an attribute may be called `kind` (a tier override's)
         *,
         store: str = "",
         channel: str = "",

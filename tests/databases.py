@@ -15,6 +15,9 @@ from perkflow.service.core import Service, open_service
 from perkflow.service.versions import Version
 
 POSTGRES_URL = os.environ.get("PERKFLOW_TEST_POSTGRES_URL")
+# The source the service's own endpoints post these examples' events with (a code claim by claiming
+# a code, a tier override by the tier-override endpoints); everything else comes from the API.
+EXAMPLE_SOURCES = {"code_claim": "code_claim", "tier_override": "tier_override", "tier_override_end": "tier_override"}
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not POSTGRES_URL, reason="PERKFLOW_TEST_POSTGRES_URL is not set"))]
 
 

@@ -224,10 +224,17 @@ class Salon:
             if benefit.kind == "free_item" and benefit.sku not in lines:
                 lines.append(benefit.sku)
         order = sum(SERVICES[sku][1] for sku in lines)
+        if chosen is not None and coupons[chosen.policy].benefit.kind == "amount_off":
+            # 凑单: the client adds services until the bill reaches the coupon's minimum spend
+            while order < (coupons[chosen.policy].min_spend or 0):
+                lines.append(rnd.choice(sorted(SERVICES)))
+                order += SERVICES[lines[-1]][1]
         discount = 0
         if chosen is not None:
             benefit = coupons[chosen.policy].benefit
-            if benefit.kind == "free_item":
+            if benefit.kind == "amount_off":
+                discount = min(order, benefit.amount)
+            elif benefit.kind == "free_item":
                 discount = min(order, benefit.value)
             elif benefit.kind == "percent_off":
                 off = (Decimal(order) * benefit.percent / 100).to_integral_value(rounding=ROUND_FLOOR)

@@ -96,6 +96,15 @@ LAPSED_STORY: list[tuple[datetime, str, dict[str, Any]]] = [
     }),
     (datetime(2026, 3, 5, 11, 0, tzinfo=TZ), "order_completed", {"channel": "shop", "original_event_id": "hotline-000001"}),
 ]
+# 人工调级: customer service sets tiers by hand (the API's POST/DELETE /members/{id}/tier-override
+# make exactly these events, ids included). On 12 April the member who ordered most by then, still a
+# Member, gets a Silver floor until 1 June for two lost parcels; it ends by itself. On 20 May the
+# member with the most growth is held at Member (fixed, no end) while a resale complaint is looked
+# into, and on 25 June staff end it.
+GOODWILL_AT = datetime(2026, 4, 12, 10, 0, tzinfo=TZ)
+GOODWILL_UNTIL = datetime(2026, 6, 1, 0, 0, tzinfo=TZ)
+HELD_AT = datetime(2026, 5, 20, 15, 0, tzinfo=TZ)
+RELEASED_AT = datetime(2026, 6, 25, 16, 0, tzinfo=TZ)
 BULK_STORY: list[tuple[datetime, str, dict[str, Any]]] = [
     (datetime(2026, 6, 1, 9, 30, tzinfo=TZ), "signup", {}),
     (datetime(2026, 6, 2, 11, 0, tzinfo=TZ), "purchase", {"amount": 5 * TV}),  # 16,495 points: 10,000 a day
@@ -180,6 +189,8 @@ class Shop:
             self.stream.later(at, self.hotline, LAPSED, kind, attributes)
         for at, member_id, code in REFUSED_REFERRALS:
             self.stream.later(at, self.poster, member_id, "signup", {"referral_code": code})
+        self.stream.later(GOODWILL_AT, self.goodwill)
+        self.stream.later(HELD_AT, self.hold_at_member)
 
     # --- what members do -----------------------------------------------------------------------
 
@@ -275,6 +286,25 @@ class Shop:
 
     def hotline(self, at: datetime, member_id: str, kind: str, attributes: dict[str, Any]) -> None:
         self.stream.emit(kind, member_id, at, "hotline", **attributes)
+
+    def goodwill(self, at: datetime) -> None:
+        members = [m for m in self.members.values() if m["joined"] < at and self.state(m).tier == "member"]
+        member = max(members, key=lambda m: (m["orders"], m["id"]))
+        reason = "two parcels lost: apology (ticket 4471) / 两次丢件致歉"
+        self.stream.emit(
+            "tier_override", member["id"], at, "", event_id="tier_override:cs-4471", channel="support",
+            kind="floor", tier="silver", until=GOODWILL_UNTIL.isoformat(), reason=reason,
+        )
+
+    def hold_at_member(self, at: datetime) -> None:
+        members = [m for m in self.members.values() if m["joined"] < at and m["id"] not in (DEBTOR, BULK)]
+        member = max(members, key=lambda m: (self.state(m).balance("growth"), m["id"]))
+        reason = "resale complaint under review (ticket 5102) / 疑似代购，核查中"
+        self.stream.emit("tier_override", member["id"], at, "", event_id="tier_override:cs-5102", channel="support", kind="fixed", tier="member", reason=reason)
+        self.stream.later(RELEASED_AT, self.release, member["id"])
+
+    def release(self, at: datetime, member_id: str) -> None:
+        self.stream.emit("tier_override_end", member_id, at, "", event_id=f"tier_override_end:{member_id}:by:cs-5102-closed", channel="support")
 
     def bulk(self, at: datetime, kind: str, attributes: dict[str, Any]) -> None:
         event = self.stream.emit(kind, BULK, at, "web", **attributes)

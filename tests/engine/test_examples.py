@@ -340,6 +340,9 @@ def test_an_order_with_a_coupon_already_used_is_refused_and_every_other_coupon_i
 
 SALON_REWARDS = {"hand-spa": 2000, "ten-percent": 600}
 NEW_YEAR = datetime(2026, 1, 1, tzinfo=SHANGHAI)
+SPRING = (datetime(2026, 3, 1, tzinfo=SHANGHAI), datetime(2026, 4, 1, tzinfo=SHANGHAI))  # spring care month
+SPRING_POINTS, SPRING_LIABILITY = 200, 4000  # 200 points at 1 fen each, ¥40 of them in all
+SPRING_COUPON, SPRING_PER_SALON, SPRING_MONEY = 5000, 15, 125000  # ¥50 coupons: 15 a salon, ¥1,250 in all
 
 
 class SalonMember:
@@ -402,6 +405,7 @@ def salon_model() -> dict[str, Any]:
     members: dict[str, SalonMember] = defaultdict(SalonMember)
     totals: Counter[str] = Counter()
     rules: dict[str, Counter[str]] = defaultdict(Counter)
+    spring_coupons: Counter[str] = Counter()  # per salon
     for event in events("salon"):
         m = members[event["member_id"]]
         a = attrs(event)
@@ -440,6 +444,26 @@ def salon_model() -> dict[str, Any]:
             points = a["amount"] // 100
             m.points[at.year] += points
             m.earned[event["id"]] = (a["amount"], [("points", points, at.year)])
+            # Spring care month: a bill of ¥200 or more earns 200 points while the campaign's points
+            # stay within ¥40 of value, and a ¥50 coupon while its salon has handed out fewer than
+            # 15 and the face value stays within ¥1,250; each budget stops its own rule.
+            for rule in ("spring-points", "spring-coupon"):
+                if not SPRING[0] <= at < SPRING[1]:
+                    rules[rule]["skipped:outside_window"] += 1
+                elif a["amount"] < 20000:
+                    rules[rule]["skipped:when_false"] += 1
+                elif rule == "spring-points" and totals["spring_points"] + SPRING_POINTS <= SPRING_LIABILITY:
+                    rules[rule]["fired"] += 1
+                    totals["spring_points"] += SPRING_POINTS
+                    m.points[at.year] += SPRING_POINTS
+                    m.earned[event["id"]][1].append(("points", SPRING_POINTS, at.year))
+                elif rule == "spring-coupon" and spring_coupons[event["store"]] < SPRING_PER_SALON and (
+                    spring_coupons.total() + 1
+                ) * SPRING_COUPON <= SPRING_MONEY:
+                    rules[rule]["fired"] += 1
+                    spring_coupons[event["store"]] += 1
+                else:
+                    rules[rule]["skipped:budget_exhausted"] += 1
             m.paid[event["id"]] = [("points", points_paid), ("principal", principal), ("bonus", bonus)]
             # Regular of the month: the third paid visit of a calendar month earns 200 points, once
             # a month. They are part of what the visit earned: refunding it takes them back in
@@ -505,7 +529,7 @@ def salon_model() -> dict[str, Any]:
             totals["points_spent"] += cost
     for m in members.values():
         m.expire(NEW_YEAR)  # the replay ends in March: every member's 2025 points have expired
-    return {"members": members, "totals": totals, "rules": rules}
+    return {"members": members, "totals": totals, "rules": rules, "spring_coupons": spring_coupons}
 
 
 def wallet_part(member: str, part: str) -> int:
@@ -557,6 +581,16 @@ def test_a_bill_paid_with_points_and_the_wallet_gets_them_back_part_to_part_when
     assert balance("salon", "ls-20041", "points") == sum(m.points.values())
     points = report("salon")["totals"]["balances"]["points"]
     assert points["redeemed"] == t["points_spent"]  # rewards and bills, less what refunds gave back
+
+
+def test_the_spring_month_stops_its_points_at_the_liability_cap_and_its_coupons_at_a_salons_budget_then_the_money_budget():
+    model = salon_model()
+    for rule in ("spring-points", "spring-coupon"):
+        assert rule_counts("salon", rule) == dict(model["rules"][rule]), rule
+    assert model["totals"]["spring_points"] == SPRING_LIABILITY  # the cap is reached: 20 awards
+    # one salon hands out its 15; the money budget (25 coupons) stops the other short of 15
+    assert sorted(model["spring_coupons"].values()) == [10, 15]
+    assert report("salon")["totals"]["coupons"]["spring-50"]["issued"] == 25 == SPRING_MONEY // SPRING_COUPON
 
 
 def test_points_earned_in_2025_expire_on_new_years_day():
@@ -882,7 +916,9 @@ def shop_growth_model() -> dict[str, Any]:
     yuan paid, pending until the member confirms receipt or for 14 days, expiring 3 months after
     the day earned, clawed back in proportion by returns; tiers reached on any event, held for a
     3-month term of whole days, kept at its end by the retain figure or moved to the highest tier
-    whose retain the growth meets."""
+    whose retain the growth meets. Staff overrides (人工调级) hold the tier: a floor at least at its
+    tier, a fixed one exactly; at the end a tier given is reviewed by its retain figure, and an
+    upgrade the override held back applies then."""
     refused = {r["event_id"] for r in report("shop")["rejections"]}
     # member -> purchase id -> [units left, available at (None: active), expires at]
     lots: dict[str, dict[str, list[Any]]] = defaultdict(dict)
@@ -891,6 +927,29 @@ def shop_growth_model() -> dict[str, Any]:
     reviews: list[tuple[str, str]] = []
     paid: dict[str, int] = {}
     refunded: Counter[str] = Counter()
+    # member -> (kind, tier given, until, tier held when it was set)
+    override: dict[str, tuple[str, int, datetime | None, int]] = {}
+
+    def held(member: str, target: int) -> int:
+        if member not in override:
+            return target
+        kind, given, _, _ = override[member]
+        return given if kind == "fixed" or target < given else target
+
+    def move(member: str, target: int, at: datetime) -> None:
+        target = held(member, target)
+        if target != tier[member]:
+            tier[member], review_at[member] = target, term_end(at) if target else None
+
+    def end_override(member: str, at: datetime) -> None:
+        _, _, _, before = override.pop(member)
+        growth = active(member)
+        if tier[member] != before:
+            keep = tier[member]
+            while keep > 0 and growth < SHOP_TIERS[keep][2]:
+                keep -= 1
+            move(member, keep, at)
+        move(member, max(tier[member], max(i for i, (_, threshold, _) in enumerate(SHOP_TIERS) if growth >= threshold)), at)
 
     def active(member: str) -> int:
         return sum(units for units, available, _ in lots[member].values() if available is None)
@@ -906,9 +965,12 @@ def shop_growth_model() -> dict[str, Any]:
                     due.append((available, 0, pid))
                 if expires <= until:
                     due.append((expires, 1, pid))
+            ends = override[member][2] if member in override else None
+            if ends is not None and ends <= until:
+                due.append((ends, 2, ""))
             review = review_at.get(member)
             if review is not None and review <= until:
-                due.append((review, 2, ""))
+                due.append((review, 3, ""))
             if not due:
                 return
             at = min(d[0] for d in due)
@@ -917,14 +979,18 @@ def shop_growth_model() -> dict[str, Any]:
                     lots[member][pid][1] = None
                 elif step == 1:
                     del lots[member][pid]
+                elif step == 2:
+                    end_override(member, at)
                 else:
                     growth, current = active(member), tier[member]
-                    if growth >= SHOP_TIERS[current][2]:
+                    kept = current if growth >= SHOP_TIERS[current][2] else max(i for i, (_, _, retain) in enumerate(SHOP_TIERS) if growth >= retain)
+                    kept = held(member, kept)
+                    if kept == current:
                         reviews.append((member, "kept"))
                         review_at[member] = term_end(at)
                     else:
-                        tier[member] = max(i for i, (_, _, retain) in enumerate(SHOP_TIERS) if growth >= retain)
-                        review_at[member] = term_end(at) if tier[member] else None
+                        tier[member] = kept
+                        review_at[member] = term_end(at) if kept else None
                         reviews.append((member, "downgraded"))
 
     last = max(datetime.fromisoformat(e["occurred_at"]) for e in events("shop"))
@@ -941,6 +1007,12 @@ def shop_growth_model() -> dict[str, Any]:
             paid[event["id"]] = a["amount"]
         elif kind == "order_completed" and a["original_event_id"] in lots[member]:
             lots[member][a["original_event_id"]][1] = None
+        elif kind == "tier_override":
+            until = datetime.fromisoformat(a["until"]) if "until" in a else None
+            override[member] = (a["kind"], [t for t, _, _ in SHOP_TIERS].index(a["tier"]), until, tier[member])
+            move(member, tier[member], at)
+        elif kind == "tier_override_end":
+            end_override(member, at)
         elif kind == "refund":
             original = a["original_event_id"]
             units = paid[original] // 100
@@ -951,7 +1023,7 @@ def shop_growth_model() -> dict[str, Any]:
         growth = active(member)
         reached = max(i for i, (_, threshold, _) in enumerate(SHOP_TIERS) if growth >= threshold)
         if reached > tier[member]:
-            tier[member], review_at[member] = reached, term_end(at)
+            move(member, reached, at)
     for member in tier:
         advance(member, last)
     return {
@@ -992,3 +1064,17 @@ def test_the_welcome_coupon_is_handed_out_with_a_hello_code():
     codes = [c["code"] for state in report("shop")["members"].values() for c in state["coupons"] if c["policy"] == "welcome-30"]
     assert len(codes) == WELCOME_BUDGET == len(set(codes))
     assert all(c.startswith("HELLO") and len(c) == 11 and not set(c[5:]) & set("01OIL") for c in codes)
+
+
+def test_support_gives_a_silver_floor_that_ends_by_itself_and_holds_a_member_at_member_until_released():
+    members = report("shop")["members"]
+    # nv-30059: Silver from 12 April for two lost parcels; at 00:00 on 1 June the floor ends and
+    # Silver, given, not earned, is reviewed: 401 growth is short of the 600 that keeps it
+    assert (members["nv-30059"]["tier"], members["nv-30059"]["tier_since"]) == ("member", "2026-06-01T00:00:00+08:00")
+    # nv-30044: Gold, held at Member from 20 May (fixed, no end); orders meanwhile are held back, and
+    # when staff end the hold on 25 June the member is Gold again at once, with a new 3-month term
+    held = members["nv-30044"]
+    assert (held["tier"], held["tier_since"], held["tier_review_at"]) == ("gold", "2026-06-25T16:00:00+08:00", "2026-09-25T00:00:00+08:00")
+    assert "tier_override" not in held
+    assert rule_counts("shop", "tier_override") == {"fired": 4}  # two set, two ended
+    assert rule_counts("shop", "tier")["skipped:tier_override"] > 0

@@ -82,6 +82,19 @@ def test_while_a_fixed_override_holds_an_upgrade_the_metric_reaches_is_skipped_a
     assert held.detail == "upgrade to gold: held by a fixed override at silver (VIP complaint)"
 
 
+def test_when_a_fixed_override_ends_the_upgrade_it_held_back_applies_at_once():
+    m = Member(program(TIERS))
+    m.event("purchase", "2026-03-01T10:00:00+08:00", amount=10_000)  # silver
+    _override(m, "2026-03-02T10:00:00+08:00", "fixed", "member")  # held down while a complaint is looked into
+    m.event("purchase", "2026-03-03T10:00:00+08:00", amount=30_000)  # 400 growth: gold by the metric, held
+    assert m.state.tier == "member"
+    ended = m.event("tier_override_end", "2026-03-05T10:00:00+08:00", event_id="tier_override_end:m1:manual-1", channel="support")
+    # the given tier (member) is kept, since it is the lowest; then the metric's gold applies now
+    assert m.state.tier == "gold" and m.state.tier_since.isoformat() == "2026-03-05T10:00:00+08:00"
+    assert _changes(m)[-2:] == [("silver", "member", "override"), ("member", "gold", "upgrade")]
+    assert [(e.kind, e.tier) for e in ended.effects] == [("tier_override_end", "member"), ("tier_changed", "gold")]
+
+
 def test_a_floor_raises_a_lower_tier_lets_the_metric_go_higher_and_a_review_never_takes_the_member_below_it():
     m = Member(program(TIERS))
     _override(m, "2026-03-02T10:00:00+08:00", "floor", "silver", until="2027-06-01T00:00:00+08:00")

@@ -19,7 +19,7 @@ from perkflow.service.problems import Problem
 from perkflow.service.replay_check import verify
 from perkflow.storage import tables as t
 
-from ..databases import Clock, publish
+from ..databases import EXAMPLE_SOURCES, Clock, publish
 
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
 # the advocate and her five friends of March (two over her monthly cap), and the two signups whose
@@ -40,7 +40,7 @@ def test_the_shop_s_referrals_end_in_the_same_state_through_the_database_as_in_m
     publish(service, str(SHOP / "scheme.yaml"))
     run = Replay(compile(load(SHOP / "scheme.yaml").scheme))
     for event in _events():
-        posted = service.events.post(event)
+        posted = service.events.post(event, source=EXAMPLE_SOURCES.get(event["type"], "api"))
         run.feed(event)
         assert isinstance(posted, Applied) == (event["id"] not in {r["event_id"] for r in run.rejections}), (event, posted)
     run.finish(clock())
@@ -72,7 +72,7 @@ def test_a_retried_first_purchase_rewards_the_referrer_once(service: Service, cl
     # the service refuses what the in-memory replay of the same events refuses
     run = Replay(compile(load(SHOP / "scheme.yaml").scheme))
     for event in events:
-        posted = service.events.post(event)
+        posted = service.events.post(event, source=EXAMPLE_SOURCES.get(event["type"], "api"))
         run.feed(event)
         assert isinstance(posted, Applied) == (event["id"] not in {r["event_id"] for r in run.rejections}), (event, posted)
     before = service.members.get(ADVOCATE)
