@@ -18,11 +18,13 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -359,6 +361,15 @@ member_segments = Table(
     Column("member_id", BigInteger, ForeignKey("members.id"), primary_key=True),
     Column("segment", String(32), nullable=False),  # rules.models.Segment
     Column("computed_on", Date, nullable=False),  # the local day it was computed for (purchases before it)
+    # 0016: what the rfm report shows of the member, as of that day's first instant
+    Column("r", SmallInteger, nullable=True),
+    Column("f", SmallInteger, nullable=True),
+    Column("m", SmallInteger, nullable=True),
+    Column("last_at", BigInteger, nullable=True),  # the last purchase, epoch seconds
+    Column("purchases", Integer, nullable=True),
+    Column("spend", BigInteger, nullable=True),  # paid, less refunds, minor units
+    Column("risk", Float, nullable=True),  # churn risk; none under two purchases
+    Column("interval_days", Float, nullable=True),  # the usual interval between purchases
 )
 
 segment_runs = Table(

@@ -29,39 +29,51 @@ COLUMNS = columns(
 
 
 def liability(ctx: Context) -> Report:
-    lots = t.lots.c
+    lots, b = t.lots.c, t.member_balances.c
     as_of = ctx.as_of
-    live = or_(lots.expires_at.is_(None), lots.expires_at > as_of)
-    expiring = [
-        func.sum(case((and_(lots.expires_at > as_of, lots.expires_at <= as_of + timedelta(days=d)), lots.amount), else_=0))
-        for d in HORIZONS
-    ]
-    held = (
-        select(
-            lots.balance, lots.part, func.sum(case((live, lots.amount), else_=0)),
-            func.count(func.distinct(case((live, lots.member_id)))), *expiring,
-        )
-        .where(lots.amount > 0, ctx.members_in_scope(lots.member_id))
-        .group_by(lots.balance, lots.part)
+    parted = sorted(name for name, balance in ctx.scheme.balances.items() if balance.parts)
+    # Members' totals (lots less debt, kept by the event path) answer for every balance in one scan
+    # of member_balances; lots the scheduler has not expired yet at the as-of instant (found through
+    # the expiry index, normally none) are taken off, member by member, since they are not held.
+    overdue = (
+        select(lots.member_id, lots.balance, func.sum(lots.amount).label("amount"))
+        .where(lots.expires_at <= as_of, lots.amount > 0)
+        .group_by(lots.member_id, lots.balance)
+        .subquery()
     )
+    o = overdue.c
+    held_units = b.total + b.debt - func.coalesce(o.amount, 0)
     found: dict[tuple[str, str | None], list[int]] = {}
-    for balance, part, units, members, *soon in ctx.conn.execute(held):
-        found[(balance, part)] = [int(units or 0), int(members or 0), *(int(x or 0) for x in soon)]
-    b = t.member_balances.c
-    debts = dict(
-        ctx.conn.execute(
-            select(b.balance, func.sum(b.debt)).where(b.debt > 0, ctx.members_in_scope(b.member_id)).group_by(b.balance)
-        ).all()
-    )
-    # `live` stays out of the WHERE clause: as a filter it leads both databases to walk the
-    # expiry index and fetch each row by id, several times slower than one scan of the lots
-    holders = dict(
-        ctx.conn.execute(
-            select(lots.balance, func.count(func.distinct(case((live, lots.member_id)))))
-            .where(lots.amount > 0, ctx.members_in_scope(lots.member_id))
-            .group_by(lots.balance)
-        ).all()
-    )
+    debts: dict[str, int] = {}
+    holders: dict[str, int] = {}
+    for balance, units, members, debt in ctx.conn.execute(
+        select(b.balance, func.sum(held_units), func.sum(case((held_units > 0, 1), else_=0)), func.sum(b.debt))
+        .select_from(t.member_balances.outerjoin(overdue, and_(o.member_id == b.member_id, o.balance == b.balance)))
+        .where(ctx.members_in_scope(b.member_id))
+        .group_by(b.balance)
+    ):
+        holders[balance], debts[balance] = int(members or 0), int(debt or 0)
+        if balance not in parted:
+            found[(balance, None)] = [int(units or 0), int(members or 0), 0, 0, 0]
+    if parted:
+        # a part's units and holders need its lots (member_balances has no parts)
+        live = or_(lots.expires_at.is_(None), lots.expires_at > as_of)
+        for balance, part, units, members in ctx.conn.execute(
+            select(lots.balance, lots.part, func.sum(case((live, lots.amount), else_=0)), func.count(func.distinct(case((live, lots.member_id)))))
+            .where(lots.balance.in_(parted), lots.amount > 0, ctx.members_in_scope(lots.member_id))
+            .group_by(lots.balance, lots.part)
+        ):
+            found[(balance, part)] = [int(units or 0), int(members or 0), 0, 0, 0]
+    # what expires soon: a range of the expiry index, not a scan of every lot
+    soon = [func.sum(case((lots.expires_at <= as_of + timedelta(days=d), lots.amount), else_=0)) for d in HORIZONS]
+    for balance, part, *amounts in ctx.conn.execute(
+        select(lots.balance, lots.part, *soon)
+        .where(lots.expires_at > as_of, lots.expires_at <= as_of + timedelta(days=HORIZONS[-1]), lots.amount > 0, ctx.members_in_scope(lots.member_id))
+        .group_by(lots.balance, lots.part)
+    ):
+        key = (balance, part if balance in parted else None)
+        entry = found.setdefault(key, [0, 0, 0, 0, 0])
+        entry[2:] = [a + int(x or 0) for a, x in zip(entry[2:], amounts, strict=True)]
     rows: list[dict[str, Cell]] = []
     for name, balance in ctx.scheme.balances.items():
         per_unit = Decimal(1) if balance.unit == "money" else balance.value

@@ -5,18 +5,23 @@ ordered by the member's key so both databases give each member the same score. A
 more is high. The eight classic segments follow from high or low R, F and M; a member whose churn
 risk is 2 or more (no purchase for twice their usual interval) is in 流失预警 whatever the scores.
 Churn risk: days since the last purchase divided by the member's mean interval between purchases;
-none for a member with fewer than two purchases.
+none for a member with fewer than two purchases. Scores rank a member among all the buyers of the
+period; a store or tier filter shows the members of that store or tier with those scores, the
+segment a campaign audience sees. Without a period, the report is the day's: as of the first
+instant of today, over the closed days, read from the daily segment run when it has run today.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Subquery, and_, case, cast, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Float, Subquery, and_, case, cast, func, literal, select
 
 from perkflow.storage import tables as t
 
-from .context import Context
+from .context import Context, local_start
 from .result import Cell, Report, Table, columns
 from .sql import epoch
 
@@ -62,7 +67,7 @@ def scored(ctx: Context) -> Subquery:
             func.coalesce(func.sum(er.amount - er.refunded), 0).label("money"),
         )
         .select_from(t.events.outerjoin(t.earnings, er.event_id == e.id))
-        .where(e.type == "purchase", ctx.in_period(e.occurred_at), e.occurred_at <= ctx.as_of, ctx.members_in_scope(e.member_id))
+        .where(e.type == "purchase", ctx.in_period(e.occurred_at), e.occurred_at <= ctx.as_of)
         .group_by(e.member_id)
         .subquery()
     )
@@ -81,6 +86,22 @@ def scored(ctx: Context) -> Subquery:
     ).subquery()
 
 
+def latest_run(conn: Connection) -> date | None:
+    """The last local day the daily segment run computed (storage/reports/segments.py)."""
+    return conn.execute(select(func.max(t.segment_runs.c.computed_on))).scalar()
+
+
+def stored(conn: Connection, day: date) -> Subquery | None:
+    """The segment run of `day` as rows of `scored`, when the latest run is that day's; else None."""
+    if latest_run(conn) != day:
+        return None
+    ms = t.member_segments.c
+    return select(
+        ms.member_id, ms.last_at.label("last"), ms.purchases.label("n"), ms.spend.label("money"),
+        ms.r, ms.f, ms.m, ms.risk, ms.interval_days.label("interval"),
+    ).subquery()
+
+
 def segment_of(s: Any) -> ColumnElement[str]:
     """The segment key of a row of `scored`."""
     return case(
@@ -91,15 +112,22 @@ def segment_of(s: Any) -> ColumnElement[str]:
 
 def rfm(ctx: Context) -> Report:
     m = t.members.c
+    scored_q: Subquery | None = None
+    if ctx.filters.start is None and ctx.filters.end is None:
+        day = ctx.as_of.astimezone(ctx.tz).date()
+        ctx = Context(ctx.conn, ctx.scheme, local_start(day, ctx.tz), replace(ctx.filters, end=day - timedelta(days=1)))
+        scored_q = stored(ctx.conn, day)
+    if scored_q is None:
+        scored_q = scored(ctx)
     now = int(ctx.as_of.timestamp())
-    scored_q = scored(ctx)
     s = scored_q.c
     segment = segment_of(s).label("segment")
     recency = (cast(literal(now) - s.last, Float) / DAY)
+    in_scope = ctx.members_in_scope(s.member_id)
     summary_rows = {
         seg: (n, rec, freq, money)
         for seg, n, rec, freq, money in ctx.conn.execute(
-            select(segment, func.count(), func.avg(recency), func.avg(cast(s.n, Float)), func.avg(cast(s.money, Float))).group_by(segment)
+            select(segment, func.count(), func.avg(recency), func.avg(cast(s.n, Float)), func.avg(cast(s.money, Float))).where(in_scope).group_by(segment)
         )
     }
     summary: list[dict[str, Cell]] = []
@@ -112,6 +140,7 @@ def rfm(ctx: Context) -> Report:
     members = ctx.conn.execute(
         select(m.external_id, s.r, s.f, s.m, segment, recency.label("recency"), s.n, s.money, s.interval, s.risk)
         .select_from(scored_q.join(t.members, m.id == s.member_id))
+        .where(in_scope)
         .order_by(s.risk.is_(None), s.risk.desc(), m.external_id)
         .limit(ctx.filters.limit)
     )

@@ -4,7 +4,7 @@ the decision's trace says which segment the member was in and for which day it w
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from perkflow.service.events import Applied
 from perkflow.storage import tables as t
 from perkflow.storage.reports import Filters, run
 from perkflow.storage.reports.context import local_start
+from perkflow.storage.reports.result import Report
 from perkflow.storage.reports.rfm import NAMES
 
 from ..databases import Clock, publish
@@ -119,3 +120,44 @@ def test_segments_are_stored_daily_as_the_report_computes_them_and_campaign_audi
 
 def test_an_audience_names_exactly_the_segments_the_rfm_report_computes():
     assert set(get_args(Segment)) == set(NAMES)
+
+
+def _rfm(service: Service, as_of: datetime, filters: Filters) -> Report:
+    loaded = loads(SCHEME, "scheme.yaml")
+    assert loaded.scheme is not None
+    with service.engine.connect() as conn:
+        return run("rfm", conn, loaded.scheme, as_of, filters)
+
+
+def test_the_days_rfm_report_is_as_of_its_first_instant_and_reads_the_daily_run_once_it_has_run(service: Service, clock: Clock):
+    """Without a period, the rfm report is the day's: as of today's first local instant over the
+    closed days. Before today's segment run it is computed from the purchases; after it, read from
+    the run's stored scores; both answer the same, with a store filter too (scores rank a member
+    among all buyers, the filter picks whom to show)."""
+    clock.set("2026-11-20T12:00:00+00:00")
+    publish(service, SCHEME)
+    for member, times in PURCHASES.items():
+        _post(service, f"{member}-su", "signup", member, "2026-08-01T10:00:00+08:00")
+        for n, at in enumerate(times):
+            _post(service, f"{member}-p{n}", "purchase", member, at, amount=1000 * (n + 1))
+    _post(service, "m4-su", "signup", "m4", "2026-08-01T10:00:00+08:00")
+    _post(service, "m4-p0", "purchase", "m4", "2026-10-01T10:00:00+08:00", amount=500)
+    with service.engine.begin() as conn:  # m4 is a member of another store
+        conn.execute(t.members.update().where(t.members.c.external_id == "m4").values(home_store="S2"))
+    now = datetime.fromisoformat("2026-11-21T15:30:00+08:00")
+    day = date(2026, 11, 21)
+    explicit = Filters(end=day - timedelta(days=1), limit=1000)
+    want = _rfm(service, local_start(day, ZoneInfo("Asia/Shanghai")), explicit)
+    assert {str(r["member"]) for r in want.table("members").rows} == {"m1", "m2", "m4"}
+
+    before = _rfm(service, now, Filters(limit=1000))  # no run today yet: computed
+    clock.set("2026-11-21T01:00:00+00:00")
+    assert service.scheduler.tick().segments_on == day
+    after = _rfm(service, now, Filters(limit=1000))  # read from the run
+    for got in (before, after):
+        assert got.tables == want.tables
+        assert (got.filters["as_of"], got.filters["to"]) == ("2026-11-20T16:00:00+00:00", "2026-11-20")
+    only_s2 = _rfm(service, now, Filters(stores=frozenset({"S2"}), limit=1000))
+    [m4] = only_s2.table("members").rows
+    assert m4 == next(r for r in want.table("members").rows if r["member"] == "m4")  # scored among all buyers
+    assert sum(int(r["members"]) for r in only_s2.table("segments").rows) == 1

@@ -131,6 +131,8 @@ def test_liability_is_what_members_hold_and_what_expires_soon(coffee: Service, e
         lots = [lot for s in expected.replay.members.values() for lot in s.lots.get(balance, ())]
         debt = sum(s.debts.get(balance, 0) for s in expected.replay.members.values())
         assert got[balance]["outstanding"] == sum(lot.amount for lot in lots) - debt
+        holding = sum(1 for s in expected.replay.members.values() if sum(lot.amount for lot in s.lots.get(balance, ())) > 0)
+        assert got[balance]["members"] == holding > 0
         for days in (30, 60, 90):
             soon = sum(lot.amount for lot in lots if lot.expires_at and AS_OF < lot.expires_at <= AS_OF + timedelta(days=days))
             assert got[balance][f"expiring_{days}"] == soon
