@@ -171,7 +171,10 @@ def load_state(conn: Connection, row: RowMapping, program: Program, earning_ids:
     lots = {
         b: tuple(sorted(v, key=lot_order(program, b))) if b in program.balances else tuple(v) for b, v in by_balance.items()
     }
-    debts = {r.balance: r.debt for r in conn.execute(_DEBTS, key)}
+    if "debts" in row:  # read with the row (events.member_row): "balance:debt,..." or None
+        debts = {name: int(debt) for name, _, debt in (pair.rpartition(":") for pair in (row["debts"] or "").split(",") if pair)}
+    else:
+        debts = {r.balance: r.debt for r in conn.execute(_DEBTS, key)}
     coupons = tuple(
         Coupon(
             c["id"], c["policy"], c["issued_at"], c["valid_from"], c["valid_until"], c["source_event"], c["rule"],
@@ -227,10 +230,12 @@ def _stored_segment(conn: Connection, member_pk: int) -> tuple[str | None, date 
 
 
 def save_decision(
-    conn: Connection, member_pk: int, before: MemberState, decision: Decision, occurred_at: datetime, now: datetime
+    conn: Connection, member_pk: int, before: MemberState, decision: Decision, occurred_at: datetime, now: datetime,
+    listening: bool | None = None,
 ) -> None:
     """Write what the decision changed: ledger rows, lots, debts and totals, coupons, earnings,
-    tier history, notifications, and the member row."""
+    tier history, notifications, and the member row. `listening`: whether an active webhook
+    subscription exists, when the caller has asked already in this transaction."""
     after = decision.state
     rows = [
         {
@@ -281,7 +286,7 @@ def save_decision(
         if e.kind == "notify"
     ]
     messages = webhook_messages(decision, occurred_at)
-    if messages and _anyone_listens(conn):
+    if messages and (listening if listening is not None else _anyone_listens(conn)):
         notes += [
             {"kind": kind, "member_id": member_pk, "event_id": decision.event_id, "payload": payload, "created_at": now, "next_attempt_at": now}
             for kind, payload in messages

@@ -30,7 +30,16 @@ _IN_FORCE = (
     .limit(1)
 )
 _FIRST_PUBLISHED = _PUBLISHED.order_by(t.scheme_versions.c.number).limit(1)
+# the same look-up as scalar subqueries, for a statement that asks it with other questions (events.py)
+IN_FORCE_ID = _IN_FORCE.with_only_columns(t.scheme_versions.c.id).scalar_subquery()
+IN_FORCE_HASH = _IN_FORCE.with_only_columns(t.scheme_versions.c.hash).scalar_subquery()
 _CONTENT = select(t.scheme_versions.c.content).where(t.scheme_versions.c.id == bindparam("version_id"))
+
+
+@dataclass(frozen=True)
+class _Found:
+    id: int
+    hash: str
 
 
 @dataclass(frozen=True)
@@ -88,10 +97,11 @@ class Versions:
             self._programs[content_hash_] = program
         return program
 
-    def in_force(self, conn: Connection, at: datetime) -> Program | Problem:
+    def in_force(self, conn: Connection, at: datetime, found: tuple[int | None, str | None] | None = None) -> Program | Problem:
         """The published version whose effective time is the latest at or before `at`. The first
-        version is in force from the beginning: history older than it is imported under it."""
-        row = conn.execute(_IN_FORCE, {"at": at}).first()
+        version is in force from the beginning: history older than it is imported under it.
+        `found`: (id, hash) of IN_FORCE_ID and IN_FORCE_HASH, already asked in this transaction."""
+        row: Any = conn.execute(_IN_FORCE, {"at": at}).first() if found is None else (_Found(*found) if found[0] is not None else None)
         if row is None:
             row = conn.execute(_FIRST_PUBLISHED).first()
         if row is None:
