@@ -68,12 +68,19 @@ _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")  # PostgreSQL refuses NUL; UTF-8 c
 _STORED = select(t.events.c.body, t.events.c.body_hash, t.events.c.decision).where(t.events.c.id == bindparam("event_id"))
 # What every event asks first, in one round trip (each statement costs about a twentieth of an
 # event's CPU): whether the id is stored, the version in force at its instant, and whether any
-# webhook subscription listens (which decides if webhook messages are kept).
+# webhook subscription listens (which decides if webhook messages are kept), and the budgets'
+# use ("length:used:limit:key" items, as a key may hold any character). That snapshot is a hint the engine decides with: the guarded claims
+# (_CLAIM) are what enforce a budget, so reading it before the member's lock is as safe as after.
+_BUDGET_ITEM = (
+    cast(func.length(t.budgets.c.key), String) + ":" + cast(t.budgets.c.used, String) + ":" + cast(t.budgets.c.limit, String) + ":" + t.budgets.c.key
+)
+BUDGETS_ALONG = select(func.aggregate_strings(_BUDGET_ITEM, ""))
 _FIRST_QUESTIONS = select(
     select(t.events.c.body_hash).where(t.events.c.id == bindparam("event_id")).scalar_subquery().label("stored"),
     IN_FORCE_ID.label("version_id"),
     IN_FORCE_HASH.label("version_hash"),
     exists().where(t.webhook_subscriptions.c.active.is_(True)).label("listening"),
+    BUDGETS_ALONG.scalar_subquery().label("budgets"),
 )
 # A member's debts ride along with the row ("points:818,growth:5"), saving the event path a statement.
 _DEBTS_ALONG = (
@@ -92,6 +99,24 @@ _CLAIM = (
     .values(used=t.budgets.c.used + bindparam("units"))
 )
 _INSERT_EVENT = insert(t.events)
+
+
+def budget_snapshot(items: str | None) -> tuple[dict[str, int], dict[str, int]]:
+    """(used, limit) by key from _FIRST_QUESTIONS' "length:used:limit:key" items."""
+    used: dict[str, int] = {}
+    limits: dict[str, int] = {}
+    at, text = 0, items or ""
+    while at < len(text):
+        fields = []
+        for _ in range(3):
+            colon = text.index(":", at)
+            fields.append(int(text[at:colon]))
+            at = colon + 1
+        length, spent, limit = fields
+        key = text[at : at + length]
+        used[key], limits[key] = spent, limit
+        at += length
+    return used, limits
 
 
 class _PeerChanged(Exception):
@@ -291,7 +316,7 @@ class EventService:
                 raise _PeerChanged
             state, _ = self._apply_due(conn, program, row["id"], state, event.occurred_at, now)
             referrer = load_state(conn, peer_row, program) if peer_row is not None and event.type == "signup" else None
-            decision = self._decide(conn, program, state, event, referrer)
+            decision = self._decide(conn, program, state, event, referrer, budget_snapshot(first.budgets))
             if decision.rejection is not None:
                 conn.rollback()
                 r = decision.rejection
@@ -467,10 +492,15 @@ class EventService:
                 applied += 1
         return state, applied
 
-    def _decide(self, conn: Connection, program: Program, state: MemberState, event: Event, referrer: MemberState | None = None) -> Decision:
-        rows = conn.execute(_BUDGETS).all()
-        used = {r.key: r.used for r in rows}
-        limits = {r.key: r.limit for r in rows}
+    def _decide(
+        self, conn: Connection, program: Program, state: MemberState, event: Event, referrer: MemberState | None = None,
+        snapshot: tuple[dict[str, int], dict[str, int]] | None = None,
+    ) -> Decision:
+        """`snapshot`: the budgets' (used, limit) by key when already read in this transaction."""
+        if snapshot is None:
+            rows = conn.execute(_BUDGETS).all()
+            snapshot = {r.key: r.used for r in rows}, {r.key: r.limit for r in rows}
+        used, limits = snapshot
         for _ in range(BUDGET_RETRIES):
             decision = evaluate(program, state, event, used, referrer=referrer)
             spent = self._claim(conn, decision.budget_uses, decision.budget_limits, limits)
