@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from perkflow.engine import compile, replay
+from perkflow.engine.progress import progress
 from perkflow.rules import load
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -1078,3 +1079,37 @@ def test_support_gives_a_silver_floor_that_ends_by_itself_and_holds_a_member_at_
     assert "tier_override" not in held
     assert rule_counts("shop", "tier_override") == {"fired": 4}  # two set, two ended
     assert rule_counts("shop", "tier")["skipped:tier_override"] > 0
+
+
+def test_each_member_is_told_what_they_still_need_for_the_next_tier_and_each_reward():
+    """Item 11 on the shop's members at the end of the stream: the growth still lacking for each tier
+    above theirs (pending growth does not count), what keeps their tier at its review, and the points
+    each reward costs, all from the published terms and the model above, not from the engine."""
+    growth, points = shop_growth_model(), shop_model()
+    loaded = load(EXAMPLES / "shop" / "scheme.yaml")
+    assert loaded.scheme is not None
+    run = replay(compile(loaded.scheme), events("shop"))
+    at = datetime.fromisoformat(report("shop")["as_of"])
+    rank = [t for t, _, _ in SHOP_TIERS]
+    for member, state in run.members.items():
+        needs = {(n.kind, n.id): n for n in progress(run.program, state, at, budgets=run.budgets)}
+        active = growth["growth"].get(member, 0) - growth["pending"].get(member, 0)
+        tier = growth["tier"][member]
+        above = [(t, threshold) for t, threshold, _ in SHOP_TIERS[rank.index(tier) + 1:]]
+        assert sorted(i for k, i in needs if k == "tier") == sorted(t for t, _ in above), member
+        for level, threshold in above:
+            need = needs[("tier", level)]
+            assert (need.have, need.need, need.met) == (active, threshold, active >= threshold), (member, level)
+        if tier != "member" and growth["review_at"].get(member) is not None:
+            keep = needs[("tier_keep", tier)]
+            assert (keep.have, keep.need) == (active, dict((t, r) for t, _, r in SHOP_TIERS)[tier]), member
+        for reward, (cost, stock) in SHOP_REWARDS.items():
+            need = needs[("reward", reward)]
+            sold_out = stock is not None and points["granted"][reward] >= stock
+            assert (need.need, need.have) == (cost, points["points"][member]), (member, reward)
+            assert need.reason == ("out_of_stock" if sold_out else ""), (member, reward)
+            assert need.met == (not sold_out and points["points"][member] >= cost), (member, reward)
+    assert points["granted"]["limited-50"] == 5  # the limited voucher sold out: every member is told so
+    assert 0 < sum(1 for m in run.members if points["points"][m] >= 800) < len(run.members)  # some can afford a voucher, some not
+    nv_30004 = {(n.kind, n.id): n.text for n in progress(run.program, run.members["nv-30004"], at, budgets=run.budgets)}
+    assert nv_30004[("tier", "gold")] == {"en": "668 more growth to Gold", "zh-CN": "再获得 668 成长值即可升级为金卡"}
